@@ -1,0 +1,41 @@
+# Two commands do all set-up on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+# Re-install when the project's dependencies change.
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test unit notebooks lab lint bench clean
+
+setup: $(STAMP)
+
+# torch 2.14.1 + torchvision 0.29.1 install from this machine's disk; other pairs download
+# gigabytes or fail to import together.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet torch==2.14.1 torchvision==0.29.1
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: setup
+	$(VENV)/bin/vostutorial demo
+
+test: unit notebooks
+
+unit: setup
+	$(PY) -m pytest tests
+
+notebooks: setup
+	$(PY) -m pytest --nbval-lax notebooks
+
+lab: setup
+	$(VENV)/bin/jupyter lab notebooks
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+bench: setup
+	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) data results

@@ -1,0 +1,58 @@
+import numpy as np
+import pytest
+
+from vostutorial.data import PALETTE
+from vostutorial.viz import VideoViewer, overlay, overlay_strip
+
+
+def _clip(t=4, h=20, w=30):
+    frames = np.full((t, h, w, 3), 100, np.uint8)
+    masks = np.zeros((t, h, w), np.uint8)
+    for i in range(t):
+        masks[i, 5:12, 2 + 4 * i : 10 + 4 * i] = 1
+        masks[i, 14:18, 20:26] = 2
+    return frames, masks
+
+
+def test_overlay_blends_palette_colour_inside_and_leaves_outside():
+    frames, masks = _clip()
+    out = overlay(frames[0], masks[0], alpha=0.5, contour=False)
+    assert out[8, 5].tolist() == [114, 50, 50]  # 0.5 * 100 + 0.5 * (128, 0, 0)
+    assert out[0, 0].tolist() == [100, 100, 100]
+    only2 = overlay(frames[0], masks[0], ids=[2], contour=False)
+    assert only2[8, 5].tolist() == [100, 100, 100]
+    assert only2[15, 22].tolist() == (0.5 * 100 + 0.5 * PALETTE[2]).astype(int).tolist()
+    outlined = overlay(frames[0], masks[0])
+    assert outlined[11, 5].tolist() == PALETTE[1].tolist()  # bottom edge of object 1
+    assert overlay_strip(frames, masks).shape == (20, 120, 3)
+
+
+def test_viewer_slider_changes_the_shown_frame():
+    frames, masks = _clip()
+    v = VideoViewer(frames, gt=masks, pred=np.roll(masks, 1, axis=2))
+    assert len(v.images) == 2 and set(v.toggles) == {1, 2}
+    first = [im.value for im in v.images]
+    v.slider.value = 3
+    assert v.frame == 3 and v.label.value.endswith("(4/4)")
+    assert all(a != im.value for a, im in zip(first, v.images, strict=True))
+    assert np.array_equal(v.render(3)[0], overlay(frames[3], masks[3], 0.5, ids=[1, 2]))
+    v.show(0)
+    assert v.slider.value == 0 and [im.value for im in v.images] == first
+
+
+def test_viewer_object_toggle_hides_its_mask():
+    frames, masks = _clip()
+    v = VideoViewer(frames, gt=masks)
+    before = v.images[0].value
+    v.toggles[1].value = False
+    assert v.visible[1] is False
+    shown = v.render(0)[0]
+    assert shown[8, 5].tolist() == [100, 100, 100]  # object 1 no longer painted
+    assert shown[15, 22].tolist() != [100, 100, 100]
+    assert v.images[0].value != before
+
+
+def test_viewer_rejects_mismatched_masks():
+    frames, masks = _clip()
+    with pytest.raises(ValueError, match="gt masks"):
+        VideoViewer(frames, gt=masks[:, :10])

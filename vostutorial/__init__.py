@@ -1,0 +1,1 @@
+"""vostutorial: semi-supervised video object segmentation, taught and reproduced."""

@@ -1,0 +1,112 @@
+"""The ``vostutorial`` command: one sub-command per job, each a thin wrapper over the package."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        h, w = (int(x) for x in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must be HxW, e.g. 180x320, not {text!r}") from None
+    return h, w
+
+
+def synth_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Arguments of `vostutorial synth` (shared with data_scripts/make_synthetic_vos.py)."""
+    from .data.synthetic import SynthConfig
+
+    d = SynthConfig()
+    p.add_argument("--out", required=True, type=Path, help="dataset root to write")
+    p.add_argument("--train-videos", type=int, default=d.train_videos)
+    p.add_argument("--valid-videos", type=int, default=d.valid_videos)
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--size", type=_size, default=d.size, help="HxW (default %(default)s)")
+    p.add_argument("--frames", type=int, default=d.frames, help="stored frames per video")
+    p.add_argument("--workers", type=int, default=2, help="processes (bytes do not depend on it)")
+    p.add_argument("--force", action="store_true", help="overwrite existing splits")
+    return p
+
+
+def cmd_synth(a: argparse.Namespace) -> int:
+    from .data.synthetic import SynthConfig, generate
+
+    cfg = SynthConfig(a.train_videos, a.valid_videos, a.seed, tuple(a.size), a.frames)
+    generate(a.out, cfg, workers=a.workers, force=a.force)
+    print(f"wrote {a.out}/train ({a.train_videos} videos) and {a.out}/valid ({a.valid_videos})")
+    return 0
+
+
+def cmd_check_data(a: argparse.Namespace) -> int:
+    from .data.check import check_split
+
+    splits = [a.split] if a.split else [p.name for p in sorted(a.root.iterdir())
+                                        if (p / "meta.json").exists()]  # fmt: skip
+    if not splits:
+        print(f"{a.root}: no split folder with a meta.json (expected {a.root}/train/meta.json)")
+        return 1
+    bad = 0
+    for split in splits:
+        problems, summary = check_split(a.root, split, progress=not a.quiet)
+        for line in problems:
+            print(line)
+        bad += len(problems)
+        if not problems:
+            print("{split}: ok: {videos} videos, {objects} objects, {categories} categories, "
+                  "{frames} frames".format(**summary))  # fmt: skip
+    return 1 if bad else 0
+
+
+def cmd_demo(a: argparse.Namespace) -> int:
+    from .data.check import check_split
+    from .data.synthetic import ensure_default
+    from .data.ytvos import YTVOSSplit
+
+    root = ensure_default(a.data)
+    print(f"synthetic YouTube-VOS dataset at {root}")
+    train = YTVOSSplit(root, "train")
+    for split in ("train", "valid"):
+        problems, s = check_split(root, split, progress=False)
+        if problems:
+            print("\n".join(problems))
+            return 1
+        cats = YTVOSSplit(root, split).categories()
+        unseen = sorted(set(cats) - set(train.categories()))
+        print(f"  {split}: {s['videos']} videos, {s['objects']} objects, {s['frames']} frames, "
+              f"categories {cats}" + (f", unseen {unseen}" if unseen else ""))  # fmt: skip
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vostutorial", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = synth_parser(sub.add_parser("synth", help="generate the synthetic YouTube-VOS dataset"))
+    p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser("check-data", help="check a dataset in the YouTube-VOS layout")
+    p.add_argument("root", type=Path)
+    p.add_argument("--split", help="one split (default: every folder with a meta.json)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_check_data)
+
+    p = sub.add_parser("demo", help="the main job on the built-in synthetic dataset")
+    p.add_argument("--data", type=Path, default=None, help="dataset root (default: built-in)")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ValueError as exc:  # our data errors name the file and the fix: no traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

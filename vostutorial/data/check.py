@@ -1,0 +1,75 @@
+"""`vostutorial check-data`: every problem of a YouTube-VOS split, one line each."""
+
+from __future__ import annotations
+
+import os
+import numpy as np
+from tqdm.auto import tqdm
+
+from .ytvos import YTVOSSplit
+
+
+def check_split(root: str | os.PathLike, split: str = "train",
+                progress: bool = True) -> tuple[list[str], dict]:  # fmt: skip
+    """Decode every frame and mask of ``<root>/<split>`` and check it against meta.json.
+
+    Returns ``(problems, summary)``: each problem is ``"<file>: <what is wrong>"``; the summary
+    counts videos, objects, categories and frames.
+    """
+    try:
+        ds = YTVOSSplit(root, split)
+    except ValueError as exc:
+        return [str(exc)], {}
+    problems: list[str] = []
+    n_frames = 0
+    full_dir = "GroundTruth" if ds.has_ground_truth else "Annotations"
+    for video, info in tqdm(ds.videos.items(), desc=f"check {split}", unit="video",
+                            disable=not progress):  # fmt: skip
+        if not info.frames:
+            problems.append(f"{ds.dir / 'JPEGImages' / video}: video listed in meta.json has no frames")
+            continue
+        shapes: dict[str, tuple[int, ...]] = {}
+        for f in info.frames:
+            try:
+                shapes[f] = ds.frame(video, f).shape
+                n_frames += 1
+            except ValueError as exc:
+                problems.append(str(exc))
+        for f in ds.missing_frames(video):
+            problems.append(f"{ds.frame_path(video, f)}: meta.json lists frame {f} but it has no file")
+        # Every mask on disk must decode, be a palette PNG of its frame's size and hold known ids.
+        for kind, reader in (("Annotations", ds.annotation), ("GroundTruth", ds.ground_truth)):
+            if kind == "GroundTruth" and not ds.has_ground_truth:
+                continue
+            for path in sorted((ds.dir / kind / video).glob("*.png")):
+                try:
+                    mask = reader(video, path.stem, shapes.get(path.stem))
+                except ValueError as exc:
+                    problems.append(str(exc))
+                    continue
+                if path.stem not in shapes:
+                    problems.append(f"{path}: mask has no frame {ds.frame_path(video, path.stem)}")
+                if kind == full_dir:
+                    present = set(np.unique(mask).tolist()) - {0}
+                    for oid, obj in info.objects.items():
+                        if (oid in present) != (path.stem in obj.frames):
+                            where = "is in" if oid in present else "is missing from"
+                            problems.append(f"{path}: object {oid} {where} the mask, unlike "
+                                            "its frames in meta.json")  # fmt: skip
+        for oid, obj in info.objects.items():
+            first = min(obj.frames) if obj.frames else None
+            path = ds.annotation_path(video, first) if first else None
+            if path is not None and not path.exists():
+                problems.append(f"{path}: object {oid} first appears here but the file is missing")
+    on_disk = {p.name for p in (ds.dir / "JPEGImages").glob("*") if p.is_dir()}
+    for video in sorted(on_disk - set(ds.videos)):
+        problems.append(f"{ds.dir / 'JPEGImages' / video}: video folder not listed in meta.json")
+    summary = {
+        "split": split,
+        "videos": len(ds.videos),
+        "objects": sum(len(v.objects) for v in ds.videos.values()),
+        "categories": len(ds.categories()),
+        "frames": n_frames,
+    }
+    return problems, summary
+

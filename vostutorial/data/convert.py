@@ -1,0 +1,135 @@
+"""Bring real datasets into the kit's YouTube-VOS layout (used by ``data_scripts/``).
+
+- `davis_to_ytvos`: DAVIS 2016/2017 to YouTube-VOS, as a training split or as a held-out split.
+- `carve_heldout`: split a downloaded YouTube-VOS ``train`` into a smaller train and a local
+  held-out split whose ``Annotations`` give first appearances only and whose ``GroundTruth``
+  keeps every mask, with some categories held out entirely (unseen) and some videos of the
+  remaining categories held out too (seen), so J and F seen/unseen can be scored locally.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from tqdm.auto import tqdm
+
+from .davis import DavisSequences
+from .palette import read_image, write_image, write_mask
+from .ytvos import ObjectInfo, YTVOSSplit, first_appearance_masks, write_meta
+
+
+def _write_video(out_split: Path, video: str, names: list[str], frame: callable, mask: callable,
+                 objects: dict[int, ObjectInfo], heldout: bool, height: int | None,
+                 link: bool) -> None:  # fmt: skip
+    """Write one video's frames and masks; ``frame(name)`` gives a path, ``mask(name)`` ids."""
+    for sub in ("JPEGImages", "Annotations") + (("GroundTruth",) if heldout else ()):
+        (out_split / sub / video).mkdir(parents=True, exist_ok=True)
+
+    def resized(arr: np.ndarray, nearest: bool) -> np.ndarray:
+        if height is None or arr.shape[0] == height:
+            return arr
+        w = round(arr.shape[1] * height / arr.shape[0])
+        img = Image.fromarray(arr).resize((w, height), Image.NEAREST if nearest else Image.BILINEAR)
+        return np.asarray(img)
+
+    for name in names:
+        dst = out_split / "JPEGImages" / video / f"{name}.jpg"
+        src = Path(frame(name))
+        if height is None and link:
+            os.link(src, dst)
+        elif height is None:
+            shutil.copyfile(src, dst)
+        else:
+            write_image(dst, resized(read_image(src), nearest=False))
+    gts = {name: resized(mask(name), nearest=True) for name in names if mask(name) is not None}
+    full = "GroundTruth" if heldout else "Annotations"
+    for name, gt in gts.items():
+        write_mask(out_split / full / video / f"{name}.png", gt)
+    if heldout:
+        firsts = {oid: min(o.frames) for oid, o in objects.items()}
+        for name, m in first_appearance_masks(firsts, gts.__getitem__).items():
+            write_mask(out_split / "Annotations" / video / f"{name}.png", m)
+
+
+def davis_to_ytvos(davis_root: str | os.PathLike, out: str | os.PathLike, split: str = "train",
+                   resolution: str = "480p", category: str = "object", heldout: bool = False,
+                   progress: bool = True) -> Path:  # fmt: skip
+    """Convert a DAVIS folder into ``out/<split>`` in the YouTube-VOS layout.
+
+    Grayscale 0/255 masks (DAVIS 2016) become id 1; DAVIS 2017 "void" pixels (255) become
+    background, since YouTube-VOS has no void label. DAVIS has no categories, so every object
+    gets ``category``. With ``heldout`` the split follows the valid convention (first
+    appearances in ``Annotations``, every mask in ``GroundTruth``).
+    """
+    davis = DavisSequences(davis_root, resolution)
+    out_split = Path(out) / split
+    if out_split.exists():
+        raise ValueError(f"{out_split}: already exists; remove it or choose another --out")
+    videos: dict[str, dict[int, ObjectInfo]] = {}
+    for seq in tqdm(davis.sequences, desc="DAVIS -> YouTube-VOS", disable=not progress):
+        names = davis.frames(seq)
+        annotated = set(davis.masks(seq))
+
+        def mask(name: str, seq: str = seq, annotated: set = annotated) -> np.ndarray | None:
+            if name not in annotated:
+                return None
+            m = davis.read_mask(seq, name)
+            return np.where(m == 255, 0, m).astype(np.uint8)
+
+        present: dict[int, list[str]] = {}
+        for name in sorted(annotated):
+            for oid in np.unique(mask(name)).tolist():
+                if oid:
+                    present.setdefault(oid, []).append(name)
+        videos[seq] = {oid: ObjectInfo(oid, category, fr) for oid, fr in present.items()}
+        _write_video(out_split, seq, names, lambda n, s=seq: davis.frame_dir / s / f"{n}.jpg",
+                     mask, videos[seq], heldout, None, link=False)  # fmt: skip
+    write_meta(out_split / "meta.json", videos)
+    return out_split
+
+
+def carve_heldout(root: str | os.PathLike, out: str | os.PathLike, heldout_videos: int = 100,
+                  unseen_categories: int = 10, seed: int = 0, height: int | None = None,
+                  link: bool = False, heldout_name: str = "heldout",
+                  progress: bool = True) -> dict:  # fmt: skip
+    """Split ``root/train`` into ``out/train`` and ``out/<heldout_name>``.
+
+    ``unseen_categories`` categories are chosen at random and every video holding one of
+    them goes to the held-out split (they are unseen: no object of theirs remains in train);
+    then ``heldout_videos`` more videos are drawn from the rest (seen). ``height`` resizes
+    frames (bilinear) and masks (nearest); ``link`` hard-links frames instead of copying when
+    not resizing. Returns a summary of what went where.
+    """
+    src = YTVOSSplit(root, "train")
+    rng = np.random.default_rng(seed)
+    cats = sorted(src.categories())
+    if unseen_categories >= len(cats):
+        raise ValueError(f"{src.dir}: only {len(cats)} categories; cannot hold out {unseen_categories}")
+    unseen = set(rng.choice(cats, size=unseen_categories, replace=False).tolist()) if unseen_categories else set()
+    with_unseen = [v for v, i in src.videos.items() if {o.category for o in i.objects.values()} & unseen]
+    rest = [v for v in src.videos if v not in set(with_unseen)]
+    n_seen = min(heldout_videos, max(0, len(rest) - 1))
+    seen_held = sorted(rng.choice(rest, size=n_seen, replace=False).tolist()) if n_seen else []
+    held = set(with_unseen) | set(seen_held)
+    out = Path(out)
+    for name in ("train", heldout_name):
+        if (out / name).exists():
+            raise ValueError(f"{out / name}: already exists; remove it or choose another --out")
+    metas: dict[str, dict] = {"train": {}, heldout_name: {}}
+    for video, info in tqdm(src.videos.items(), desc="carve held-out split", disable=not progress):
+        split = heldout_name if video in held else "train"
+        annotated = {p.stem for p in (src.dir / "Annotations" / video).glob("*.png")}
+        _write_video(out / split, video, info.frames,
+                     lambda n, v=video: src.frame_path(v, n),
+                     lambda n, v=video, a=annotated: src.annotation(v, n) if n in a else None,
+                     info.objects, split == heldout_name, height, link)  # fmt: skip
+        metas[split][video] = info.objects
+    for split, videos in metas.items():
+        (out / split).mkdir(parents=True, exist_ok=True)
+        write_meta(out / split / "meta.json", videos)
+    return {"unseen_categories": sorted(unseen), "train_videos": len(metas["train"]),
+            "heldout_videos": len(metas[heldout_name]), "heldout_seen_videos": len(seen_held)}  # fmt: skip

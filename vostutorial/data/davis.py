@@ -1,0 +1,62 @@
+"""The DAVIS layout: ``<root>/JPEGImages/480p/<seq>/*.jpg`` and ``Annotations/480p/<seq>/*.png``.
+
+DAVIS 2016 masks are 8-bit grayscale 0/255 (one object, read as id 1); DAVIS 2017 masks are
+palette PNGs with ids 1..K and 255 for "void" pixels on some frames.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .palette import read_image, read_mask
+
+
+class DavisSequences:
+    """The sequences of a DAVIS folder at one resolution (``480p`` or ``Full-Resolution``)."""
+
+    def __init__(self, root: str | os.PathLike, resolution: str = "480p"):
+        self.root = Path(root)
+        self.frame_dir = self.root / "JPEGImages" / resolution
+        self.mask_dir = self.root / "Annotations" / resolution
+        for d in (self.frame_dir, self.mask_dir):
+            if not d.is_dir():
+                raise ValueError(
+                    f"{d}: not found; expected a DAVIS folder with JPEGImages/{resolution} and "
+                    f"Annotations/{resolution}"
+                )
+        self.sequences = sorted(p.name for p in self.frame_dir.iterdir() if p.is_dir())
+
+    def frames(self, seq: str) -> list[str]:
+        """Frame names (stems) of a sequence, in order."""
+        return sorted(p.stem for p in (self.frame_dir / seq).glob("*.jpg"))
+
+    def masks(self, seq: str) -> list[str]:
+        """Names of the annotated frames of a sequence, in order."""
+        return sorted(p.stem for p in (self.mask_dir / seq).glob("*.png"))
+
+    def read_frame(self, seq: str, frame: str) -> np.ndarray:
+        """``(H, W, 3)`` uint8."""
+        return read_image(self.frame_dir / seq / f"{frame}.jpg")
+
+    def read_mask(self, seq: str, frame: str) -> np.ndarray:
+        """``(H, W)`` uint8 object ids (255 = void in DAVIS 2017)."""
+        path = self.mask_dir / seq / f"{frame}.png"
+        if not path.exists():
+            raise ValueError(f"{path}: missing annotation of sequence {seq!r}")
+        return read_mask(path)
+
+    def read_sequence(self, seq: str) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """Frame names, frames ``(T, H, W, 3)`` uint8 and masks ``(T, H, W)`` uint8."""
+        names = self.frames(seq)
+        if not names:
+            raise ValueError(f"{self.frame_dir / seq}: sequence has no frames")
+        frames = np.stack([self.read_frame(seq, f) for f in names])
+        masks = np.stack([self.read_mask(seq, f) for f in names])
+        if masks.shape[1:] != frames.shape[1:3]:
+            raise ValueError(
+                f"{self.mask_dir / seq}: masks are {masks.shape[1:]} but frames {frames.shape[1:3]}"
+            )
+        return names, frames, masks

@@ -1,0 +1,346 @@
+"""An offline synthetic dataset in the exact YouTube-VOS layout.
+
+Textured shapes move over real photographs: backgrounds and object textures are the CC0 /
+public-domain images that ship inside scikit-image's wheel (``skimage/data``), so nothing is
+downloaded. Each *category* is a shape family with its own texture and tint; ``SEEN``
+categories appear in train and valid, ``UNSEEN`` ones only in valid, as in YouTube-VOS.
+Videos have 1-4 objects with smooth motion, rotation and scale change, occlusions between
+objects, objects that enter after the first frame or leave it, camera pan and lighting
+change. The same arguments always give the same bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import math
+import os
+import shutil
+from dataclasses import asdict, dataclass
+from functools import cache
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+from tqdm.auto import tqdm
+
+from .palette import write_image, write_mask
+from .ytvos import ObjectInfo, first_appearance_masks, write_meta
+
+
+@dataclass(frozen=True)
+class Category:
+    name: str
+    shape: str  # key of SHAPES
+    texture: str  # file in skimage/data
+    tint: tuple[int, int, int]
+
+
+SEEN = (
+    Category("disc", "circle", "brick.png", (220, 60, 50)),
+    Category("box", "square", "grass.png", (60, 200, 70)),
+    Category("triangle", "triangle", "gravel.png", (230, 200, 40)),
+    Category("star", "star", "coins.png", (50, 200, 220)),
+    Category("capsule", "ellipse", "text.png", (210, 70, 210)),
+    Category("cross", "cross", "camera.png", (240, 140, 40)),
+)
+UNSEEN = (
+    Category("hexagon", "hexagon", "moon.png", (90, 110, 240)),
+    Category("arrow", "arrow", "page.png", (240, 240, 240)),
+    Category("kite", "kite", "chessboard_GRAY.png", (150, 240, 150)),
+)
+BACKGROUNDS = (
+    "astronaut.png", "coffee.png", "chelsea.png", "rocket.jpg", "motorcycle_left.png",
+    "hubble_deep_field.jpg", "retina.jpg", "color.png",
+)  # fmt: skip
+
+
+def _polygon(kind: str, n: int = 40) -> np.ndarray:
+    """A shape as ``(N, 2)`` vertices (x, y) inside the unit disc."""
+    t = np.linspace(0, 2 * np.pi, n, endpoint=False)
+    if kind == "circle":
+        return np.stack([np.cos(t), np.sin(t)], 1)
+    if kind == "ellipse":
+        return np.stack([np.cos(t), 0.45 * np.sin(t)], 1)
+    if kind in ("star", "kite", "triangle", "square", "hexagon"):
+        k, inner, start = {
+            "star": (5, 0.45, -np.pi / 2), "kite": (4, 0.35, 0.0), "triangle": (3, None, -np.pi / 2),
+            "square": (4, None, np.pi / 4), "hexagon": (6, None, 0.0),
+        }[kind]  # fmt: skip
+        if inner is None:
+            a = start + 2 * np.pi * np.arange(k) / k
+            return np.stack([np.cos(a), np.sin(a)], 1)
+        a = start + np.pi * np.arange(2 * k) / k
+        r = np.where(np.arange(2 * k) % 2 == 0, 1.0, inner)
+        return np.stack([r * np.cos(a), r * np.sin(a)], 1)
+    if kind == "cross":
+        w = 0.33
+        return np.array([(w, -1), (w, -w), (1, -w), (1, w), (w, w), (w, 1), (-w, 1), (-w, w),
+                         (-1, w), (-1, -w), (-w, -w), (-w, -1)], dtype=float)  # fmt: skip
+    if kind == "arrow":
+        return np.array([(1, 0), (0.1, -0.8), (0.1, -0.3), (-1, -0.3), (-1, 0.3), (0.1, 0.3),
+                         (0.1, 0.8)], dtype=float)  # fmt: skip
+    raise ValueError(f"unknown shape {kind!r}")
+
+
+def _skimage_data_dir() -> Path:
+    spec = importlib.util.find_spec("skimage")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("scikit-image is not installed: `pip install scikit-image`")
+    return Path(next(iter(spec.submodule_search_locations))) / "data"
+
+
+@cache
+def _photo(name: str) -> Image.Image:
+    """A photo from scikit-image's bundled data, as RGB."""
+    path = _skimage_data_dir() / name
+    if not path.exists():
+        raise RuntimeError(f"{path}: missing from scikit-image's wheel; reinstall scikit-image")
+    with Image.open(path) as img:
+        return img.convert("RGB")
+
+
+@cache
+def _texture(cat: Category) -> Image.Image:
+    """The category's texture: its photo blended towards its tint (colour = category cue)."""
+    arr = np.asarray(_photo(cat.texture), dtype=np.float32)
+    arr = 0.55 * arr + 0.45 * np.asarray(cat.tint, dtype=np.float32)
+    return Image.fromarray(arr.clip(0, 255).astype(np.uint8))
+
+
+@dataclass
+class _Track:
+    """The motion of one object over the video (all per stored frame)."""
+
+    category: Category
+    start: int
+    center: np.ndarray  # (2,) x, y in pixels
+    velocity: np.ndarray
+    angle: float
+    spin: float
+    radius: float
+    growth: float
+    bounce: bool
+    wobble: float
+    phase: float
+
+
+def _sample_tracks(rng: np.random.Generator, cats: list[Category], n_frames: int,
+                   h: int, w: int) -> list[_Track]:  # fmt: skip
+    tracks = []
+    for i, cat in enumerate(cats):
+        late = i > 0 and rng.random() < 0.3  # the first object is always there from frame 0
+        radius = float(rng.uniform(0.13, 0.28) * min(h, w))
+        speed = float(rng.uniform(0.01, 0.05) * w)
+        heading = rng.uniform(0, 2 * np.pi)
+        tracks.append(_Track(
+            category=cat,
+            start=int(rng.integers(1, max(2, n_frames // 2))) if late else 0,
+            center=np.array([rng.uniform(0.15, 0.85) * w, rng.uniform(0.2, 0.8) * h]),
+            velocity=speed * np.array([np.cos(heading), np.sin(heading)]),
+            angle=float(rng.uniform(0, 2 * np.pi)),
+            spin=float(rng.uniform(-0.2, 0.2)),
+            radius=radius,
+            growth=float(rng.uniform(-0.04, 0.04)),
+            bounce=bool(rng.random() < 0.75),  # the others may leave the frame
+            wobble=float(rng.uniform(0, 0.03) * w),
+            phase=float(rng.uniform(0, 2 * np.pi)),
+        ))  # fmt: skip
+    return tracks
+
+
+def _pose(tr: _Track, t: int, h: int, w: int) -> tuple[np.ndarray, float, float]:
+    """Centre, angle and radius of a track at stored frame ``t`` (bouncing off the borders)."""
+    dt = t - tr.start
+    pos = tr.center + tr.velocity * dt
+    pos = pos + tr.wobble * np.array([np.sin(0.9 * dt + tr.phase), np.cos(0.7 * dt + tr.phase)])
+    if tr.bounce:  # reflect into [0, size] like a ball between walls
+        for k, size in ((0, w), (1, h)):
+            period = 2 * size
+            p = pos[k] % period
+            pos[k] = p if p <= size else period - p
+    radius = tr.radius * math.exp(tr.growth * dt)
+    return pos, tr.angle + tr.spin * dt, radius
+
+
+def _render_video(rng: np.random.Generator, cats: list[Category], n_frames: int, h: int,
+                  w: int) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Frames ``(T, H, W, 3)`` uint8 and id maps ``(T, H, W)`` uint8 (ids 1..K in cats order)."""
+    tracks = _sample_tracks(rng, cats, n_frames, h, w)
+    depth = rng.permutation(len(tracks))  # painting order: later ones occlude earlier ones
+    bg_photo = _photo(BACKGROUNDS[int(rng.integers(len(BACKGROUNDS)))])
+    zoom = 1.35  # the background is larger than the frame so the camera can pan over it
+    bg = np.asarray(bg_photo.resize((int(w * zoom), int(h * zoom)), Image.BILINEAR))
+    pan0 = rng.uniform(0, 1, 2)
+    pan1 = np.clip(pan0 + rng.uniform(-0.6, 0.6, 2), 0, 1)
+    light_amp, light_freq, light_phase = rng.uniform(0, 0.25), rng.uniform(0.3, 1.2), rng.uniform(0, 6)
+    unit = {tr.category.shape: _polygon(tr.category.shape) for tr in tracks}
+
+    frames = np.empty((n_frames, h, w, 3), np.uint8)
+    ids = np.zeros((n_frames, h, w), np.uint8)
+    for t in range(n_frames):
+        s = t / max(1, n_frames - 1)
+        ox, oy = ((1 - s) * pan0 + s * pan1) * (bg.shape[1] - w, bg.shape[0] - h)
+        frame = bg[int(oy) : int(oy) + h, int(ox) : int(ox) + w].astype(np.float32)
+        for k in depth:
+            tr = tracks[k]
+            if t < tr.start:
+                continue
+            (cx, cy), ang, rad = _pose(tr, t, h, w)
+            c, si = math.cos(ang), math.sin(ang)
+            verts = unit[tr.category.shape] @ np.array([[c, si], [-si, c]]) * rad + (cx, cy)
+            poly = Image.new("L", (w, h), 0)
+            ImageDraw.Draw(poly).polygon([tuple(v) for v in verts], fill=1)
+            inside = np.asarray(poly, dtype=bool)
+            if not inside.any():
+                continue
+            # Texture moves with the object: map frame pixels back into texture coordinates.
+            tex = _texture(tr.category)
+            k_px = 0.6 * min(tex.size) / rad  # texture pixels per frame pixel
+            a, b, d, e = k_px * c, k_px * si, -k_px * si, k_px * c
+            tcx, tcy = tex.size[0] / 2, tex.size[1] / 2
+            coeffs = (a, b, tcx - a * cx - b * cy, d, e, tcy - d * cx - e * cy)
+            patch = np.asarray(tex.transform((w, h), Image.AFFINE, coeffs, Image.BILINEAR))
+            frame[inside] = patch[inside]
+            ids[t][inside] = k + 1
+        light = 1 + light_amp * math.sin(light_freq * t + light_phase)
+        frames[t] = np.clip(frame * light, 0, 255).astype(np.uint8)
+    return frames, ids
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """Everything that determines the dataset's bytes."""
+
+    train_videos: int = 100
+    valid_videos: int = 24
+    seed: int = 0
+    size: tuple[int, int] = (180, 320)  # H, W
+    frames: int = 20  # stored frames per video (every 5th original frame)
+    unseen_fraction: float = 0.35  # of valid objects
+
+
+def _video(cfg: SynthConfig, split: str, index: int):
+    """Sample one video whose objects are all clearly visible on their first frame."""
+    h, w = cfg.size
+    rng = np.random.default_rng([cfg.seed, {"train": 0, "valid": 1}[split], index])
+    name = hashlib.sha1(f"{cfg.seed}/{split}/{index}".encode()).hexdigest()[:10]
+    min_area = 0.004 * h * w
+    while True:
+        n_obj = int(rng.choice([1, 2, 3, 4], p=[0.3, 0.35, 0.2, 0.15]))
+        cats = []
+        for _ in range(n_obj):
+            if split == "valid" and rng.random() < cfg.unseen_fraction:
+                cats.append(UNSEEN[int(rng.integers(len(UNSEEN)))])
+            else:
+                cats.append(SEEN[int(rng.integers(len(SEEN)))])
+        frames, ids = _render_video(rng, cats, cfg.frames, h, w)
+        areas = np.stack([(ids == k + 1).sum((1, 2)) for k in range(n_obj)])  # (K, T)
+        firsts = [int(np.argmax(a > 0)) if (a > 0).any() else -1 for a in areas]
+        ok = all(
+            0 <= f < cfg.frames - 1 and areas[k, f] >= min_area for k, f in enumerate(firsts)
+        )
+        if ok:
+            break
+    # YouTube-VOS numbers objects in order of first appearance.
+    order = sorted(range(n_obj), key=lambda k: (firsts[k], k))
+    remap = np.zeros(256, np.uint8)
+    for new, old in enumerate(order, start=1):
+        remap[old + 1] = new
+    ids = remap[ids]
+    names = [f"{5 * t:05d}" for t in range(cfg.frames)]
+    objects = {
+        new: ObjectInfo(new, cats[old].name, [names[t] for t in np.flatnonzero(areas[old] > 0)])
+        for new, old in enumerate(order, start=1)
+    }
+    return name, names, frames, ids, objects
+
+
+def _write_video(args: tuple[SynthConfig, str, int, Path]) -> tuple[str, dict[int, ObjectInfo]]:
+    cfg, split, index, out = args
+    name, names, frames, ids, objects = _video(cfg, split, index)
+    for sub in ("JPEGImages", "Annotations") + (("GroundTruth",) if split == "valid" else ()):
+        (out / sub / name).mkdir(parents=True, exist_ok=True)
+    full = "Annotations" if split == "train" else "GroundTruth"
+    for t, fname in enumerate(names):
+        write_image(out / "JPEGImages" / name / f"{fname}.jpg", frames[t])
+        write_mask(out / full / name / f"{fname}.png", ids[t])
+    if split == "valid":  # valid gives each object's mask only where it first appears
+        firsts = {oid: o.frames[0] for oid, o in objects.items()}
+        given = first_appearance_masks(firsts, lambda f: ids[names.index(f)])
+        for fname, mask in given.items():
+            write_mask(out / "Annotations" / name / f"{fname}.png", mask)
+    return name, objects
+
+
+def generate(out: str | os.PathLike, cfg: SynthConfig = SynthConfig(), workers: int = 2,
+             force: bool = False, progress: bool = True) -> Path:  # fmt: skip
+    """Write ``out/train`` and ``out/valid`` in the YouTube-VOS layout; return ``out``.
+
+    Each split is built in a temporary folder and renamed into place when complete, so an
+    interrupted run never leaves a half-written split behind.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    for split in ("train", "valid"):
+        if (out / split).exists() and not force:
+            raise ValueError(f"{out / split}: already exists; pass --force to regenerate it")
+    jobs = [(split, i) for split, n in (("train", cfg.train_videos), ("valid", cfg.valid_videos))
+            for i in range(n)]  # fmt: skip
+    tmp = {s: out / f".partial-{s}" for s in ("train", "valid")}
+    for d in tmp.values():
+        shutil.rmtree(d, ignore_errors=True)
+        d.mkdir()
+    args = [(cfg, s, i, tmp[s]) for s, i in jobs]
+    metas: dict[str, dict] = {"train": {}, "valid": {}}
+    bar = tqdm(total=len(args), desc="synth videos", unit="video", disable=not progress)
+    if workers > 1:
+        with get_context("fork" if os.name == "posix" else "spawn").Pool(workers) as pool:
+            results = []
+            for job, res in zip(jobs, pool.imap(_write_video, args), strict=True):
+                results.append((job, res))
+                bar.update()
+    else:
+        results = []
+        for job, a in zip(jobs, args, strict=True):
+            results.append((job, _write_video(a)))
+            bar.update()
+    bar.close()
+    for (split, _), (name, objects) in results:
+        metas[split][name] = objects
+    for split in ("train", "valid"):
+        write_meta(tmp[split] / "meta.json", metas[split])
+        shutil.rmtree(out / split, ignore_errors=True)
+        os.replace(tmp[split], out / split)
+    info = asdict(cfg) | {"seen": [c.name for c in SEEN], "unseen": [c.name for c in UNSEEN]}
+    (out / "synth_config.json").write_text(json.dumps(info, indent=1))
+    return out
+
+
+def default_root() -> Path:
+    """Where the default synthetic dataset lives.
+
+    ``$VOSTUTORIAL_DATA`` if set; else ``data/synthetic`` in the project checkout (an
+    editable install, as ``make setup`` makes); else ``~/.cache/vostutorial/synthetic``.
+    """
+    if os.environ.get("VOSTUTORIAL_DATA"):
+        return Path(os.environ["VOSTUTORIAL_DATA"])
+    project = Path(__file__).resolve().parents[2]
+    if (project / "pyproject.toml").exists() and (project / "vostutorial").is_dir():
+        return project / "data" / "synthetic"
+    return Path.home() / ".cache" / "vostutorial" / "synthetic"
+
+
+def ensure_default(root: str | os.PathLike | None = None, cfg: SynthConfig = SynthConfig(),
+                   progress: bool = True) -> Path:  # fmt: skip
+    """The default synthetic dataset's root, generating it first if missing or stale."""
+    root = Path(root) if root is not None else default_root()
+    marker = root / "synth_config.json"
+    if marker.exists():
+        saved = json.loads(marker.read_text())
+        want = json.loads(json.dumps(asdict(cfg)))  # tuples become lists, as on disk
+        if all(saved.get(k) == v for k, v in want.items()):
+            return root
+    return generate(root, cfg, force=True, progress=progress)

@@ -1,0 +1,265 @@
+"""The YouTube-VOS layout: reading a split, its meta.json, frames and masks.
+
+::
+
+    <root>/<split>/JPEGImages/<video>/<frame>.jpg   frames, frame = 5-digit original index
+    <root>/<split>/Annotations/<video>/<frame>.png  palette PNGs, pixel value = object id
+    <root>/<split>/GroundTruth/<video>/<frame>.png  (held-out splits only) full ground truth
+    <root>/<split>/meta.json  {"videos": {video: {"objects": {"1": {"category", "frames"}}}}}
+
+In ``train`` every stored frame (every 5th original frame) is annotated. In ``valid`` each
+object's mask is given only on the frame where it first appears, so an Annotations PNG holds
+just the objects that start on that frame; local held-out splits keep the full masks in
+``GroundTruth`` for scoring.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .palette import read_image, read_mask
+
+
+@dataclass
+class ObjectInfo:
+    """One annotated object: its id in the mask PNGs, category and annotated frames."""
+
+    id: int
+    category: str
+    frames: list[str]
+
+
+@dataclass
+class VideoInfo:
+    """One video: its stored frames in order and its objects by id."""
+
+    name: str
+    frames: list[str]
+    objects: dict[int, ObjectInfo] = field(default_factory=dict)
+
+
+def load_meta(path: str | os.PathLike) -> dict[str, dict[int, ObjectInfo]]:
+    """Parse a YouTube-VOS ``meta.json`` into ``{video: {object_id: ObjectInfo}}``.
+
+    Raises a ValueError naming the file and the offending entry on any malformed part.
+    """
+    path = Path(path)
+    try:
+        meta = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ValueError(f"{path}: meta.json not found; is the split folder right?") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("videos"), dict):
+        raise ValueError(f'{path}: expected {{"videos": {{...}}}} at the top level')
+    out: dict[str, dict[int, ObjectInfo]] = {}
+    for video, entry in meta["videos"].items():
+        objects = entry.get("objects") if isinstance(entry, dict) else None
+        if not isinstance(objects, dict):
+            raise ValueError(f'{path}: video {video!r} has no "objects" mapping')
+        out[video] = {}
+        for key, obj in objects.items():
+            try:
+                oid = int(key)
+                category, frames = str(obj["category"]), [str(f) for f in obj["frames"]]
+            except (ValueError, TypeError, KeyError) as exc:
+                raise ValueError(
+                    f'{path}: video {video!r} object {key!r} must be {{"category": str, '
+                    f'"frames": [str, ...]}} with an integer id ({exc!r})'
+                ) from None
+            if not 1 <= oid <= 255:
+                raise ValueError(f"{path}: video {video!r} object id {oid} is outside 1..255")
+            out[video][oid] = ObjectInfo(oid, category, frames)
+    return out
+
+
+def write_meta(path: str | os.PathLike, videos: dict[str, dict[int, ObjectInfo]]) -> None:
+    """Write ``{video: {object_id: ObjectInfo}}`` as a YouTube-VOS meta.json (atomically)."""
+    meta = {
+        "videos": {
+            video: {
+                "objects": {
+                    str(oid): {"category": o.category, "frames": list(o.frames)}
+                    for oid, o in sorted(objs.items())
+                }
+            }
+            for video, objs in sorted(videos.items())
+        }
+    }
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(meta, indent=1))
+    os.replace(tmp, path)
+
+
+class YTVOSSplit:
+    """One split of a dataset in the YouTube-VOS layout (``<root>/<split>``).
+
+    ``videos`` maps each video name to its `VideoInfo`; frames are the JPEGs on disk, sorted.
+    Pixel data is read on demand with `frame`, `annotation` and `ground_truth`.
+    """
+
+    def __init__(self, root: str | os.PathLike, split: str = "train"):
+        self.root = Path(root)
+        self.split = split
+        self.dir = self.root / split
+        if not self.dir.is_dir():
+            raise ValueError(
+                f"{self.dir}: split folder not found; expected <root>/{split}/JPEGImages, "
+                "Annotations and meta.json (make one with `vostutorial synth --out DIR`)"
+            )
+        meta = load_meta(self.dir / "meta.json")
+        self.videos: dict[str, VideoInfo] = {}
+        for name, objects in sorted(meta.items()):
+            # A video without a frame folder gets no frames: `read_video` and `check_split`
+            # report it by name rather than the constructor failing on the first one.
+            frames = sorted(p.stem for p in (self.dir / "JPEGImages" / name).glob("*.jpg"))
+            self.videos[name] = VideoInfo(name, frames, objects)
+
+    @property
+    def has_ground_truth(self) -> bool:
+        """True where a full ``GroundTruth`` folder exists (held-out splits)."""
+        return (self.dir / "GroundTruth").is_dir()
+
+    def __len__(self) -> int:
+        return len(self.videos)
+
+    def __repr__(self) -> str:
+        n_obj = sum(len(v.objects) for v in self.videos.values())
+        return f"YTVOSSplit({str(self.dir)!r}, videos={len(self)}, objects={n_obj})"
+
+    def categories(self) -> dict[str, int]:
+        """Object count per category."""
+        counts: dict[str, int] = {}
+        for v in self.videos.values():
+            for o in v.objects.values():
+                counts[o.category] = counts.get(o.category, 0) + 1
+        return dict(sorted(counts.items()))
+
+    # --- paths ---------------------------------------------------------------------------
+    def frame_path(self, video: str, frame: str) -> Path:
+        return self.dir / "JPEGImages" / video / f"{frame}.jpg"
+
+    def annotation_path(self, video: str, frame: str) -> Path:
+        return self.dir / "Annotations" / video / f"{frame}.png"
+
+    def ground_truth_path(self, video: str, frame: str) -> Path:
+        """Full ground truth: ``GroundTruth`` where present, else ``Annotations`` (train)."""
+        sub = "GroundTruth" if self.has_ground_truth else "Annotations"
+        return self.dir / sub / video / f"{frame}.png"
+
+    # --- pixels --------------------------------------------------------------------------
+    def frame(self, video: str, frame: str) -> np.ndarray:
+        """The frame as ``(H, W, 3)`` uint8."""
+        path = self.frame_path(video, frame)
+        if not path.exists():
+            raise ValueError(f"{path}: missing frame of video {video!r}")
+        return read_image(path)
+
+    def _mask(self, path: Path, video: str, shape: tuple[int, ...] | None) -> np.ndarray:
+        if not path.exists():
+            raise ValueError(f"{path}: missing annotation of video {video!r}")
+        mask = read_mask(path, require_palette=True)
+        if shape is not None and mask.shape != tuple(shape[:2]):
+            raise ValueError(
+                f"{path}: annotation is {mask.shape[1]}x{mask.shape[0]} (WxH) but its frame is "
+                f"{shape[1]}x{shape[0]}; masks must have their frame's size"
+            )
+        known = set(self.videos[video].objects)
+        unknown = sorted(set(np.unique(mask).tolist()) - {0} - known)
+        if unknown:
+            raise ValueError(
+                f"{path}: holds object ids {unknown} that meta.json does not list for video "
+                f"{video!r} (listed: {sorted(known)})"
+            )
+        return mask
+
+    def annotation(self, video: str, frame: str, shape: tuple[int, ...] | None = None):
+        """The Annotations mask ``(H, W)`` uint8 of object ids; checked against ``shape``."""
+        return self._mask(self.annotation_path(video, frame), video, shape)
+
+    def ground_truth(self, video: str, frame: str, shape: tuple[int, ...] | None = None):
+        """The full ground-truth mask ``(H, W)`` uint8 of object ids."""
+        return self._mask(self.ground_truth_path(video, frame), video, shape)
+
+    def first_appearances(self, video: str) -> dict[int, str]:
+        """``{object_id: frame}`` of the frame where each object's mask is first given."""
+        info = self.videos[video]
+        out = {}
+        for oid, obj in info.objects.items():
+            if not obj.frames:
+                meta = self.dir / "meta.json"
+                raise ValueError(f"{meta}: object {oid} of video {video!r} lists no frames")
+            out[oid] = min(obj.frames)
+        return out
+
+    def missing_frames(self, video: str) -> list[str]:
+        """Frames that meta.json lists for an object of ``video`` but that have no JPEG."""
+        info = self.videos[video]
+        listed = {f for o in info.objects.values() for f in o.frames}
+        return sorted(listed - set(info.frames))
+
+    def require_frames(self, video: str) -> None:
+        """Raise a ValueError naming the first frame file meta.json promises but is absent."""
+        if not self.videos[video].frames:
+            raise ValueError(f"{self.dir / 'JPEGImages' / video}: video has no frames")
+        missing = self.missing_frames(video)
+        if missing:
+            raise ValueError(
+                f"{self.frame_path(video, missing[0])}: meta.json lists frame {missing[0]} "
+                f"but it has no file ({len(missing)} such frame(s) in video {video!r})"
+            )
+
+    def read_video(self, video: str) -> VideoSample:
+        """Everything inference needs for one video (see `VideoSample`)."""
+        info = self.videos[video]
+        self.require_frames(video)
+        frames = np.stack([self.frame(video, f) for f in info.frames])
+        index = {f: i for i, f in enumerate(info.frames)}
+        first: dict[int, tuple[int, np.ndarray]] = {}
+        cache: dict[str, np.ndarray] = {}
+        for oid, fname in sorted(self.first_appearances(video).items()):
+            if fname not in cache:
+                cache[fname] = self.annotation(video, fname, frames.shape[1:])
+            mask = cache[fname] == oid
+            first[oid] = (index[fname], mask)
+        categories = {oid: o.category for oid, o in info.objects.items()}
+        return VideoSample(video, list(info.frames), frames, first, categories)
+
+
+@dataclass
+class VideoSample:
+    """One video for inference.
+
+    ``frames`` is ``(T, H, W, 3)`` uint8 in frame order; ``first_masks`` maps each object id
+    to ``(t, mask)``: the index of the frame where its mask is given and that ``(H, W)`` bool
+    mask.
+    """
+
+    name: str
+    frame_names: list[str]
+    frames: np.ndarray
+    first_masks: dict[int, tuple[int, np.ndarray]]
+    categories: dict[int, str]
+
+
+def first_appearance_masks(
+    firsts: dict[int, str], ground_truth: Callable[[str], np.ndarray]
+) -> dict[str, np.ndarray]:
+    """What YouTube-VOS valid gives: ``{frame: mask}`` on each object's first frame only.
+
+    ``firsts`` maps object id to its first frame; ``ground_truth(frame)`` returns the full
+    ``(H, W)`` id map of a frame. Each returned mask keeps only the objects starting there.
+    """
+    out = {}
+    for frame in sorted(set(firsts.values())):
+        starting = [oid for oid, f in firsts.items() if f == frame]
+        gt = ground_truth(frame)
+        out[frame] = np.where(np.isin(gt, starting), gt, 0).astype(np.uint8)
+    return out
