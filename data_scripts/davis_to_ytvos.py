@@ -3,7 +3,8 @@
 layout with a meta.json, as a training split or (``--heldout``) as a held-out split with
 first-appearance ``Annotations`` and full ``GroundTruth``.
 
-    python data_scripts/davis_to_ytvos.py --davis /data/DAVIS --out /data/davis-ytvos --split valid --heldout
+    python data_scripts/davis_to_ytvos.py --davis /data/DAVIS --out /data/davis-ytvos \
+        --split valid --heldout
 """
 
 import argparse
@@ -14,7 +15,9 @@ from vostutorial.data.convert import davis_to_ytvos
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--davis", type=Path, required=True, help="DAVIS root holding JPEGImages/")
     p.add_argument("--out", type=Path, required=True, help="dataset root to write <split>/ into")
     p.add_argument("--split", default="train")

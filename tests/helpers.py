@@ -7,8 +7,9 @@ import numpy as np
 from vostutorial.data import ObjectInfo, first_appearance_masks, write_image, write_mask, write_meta
 
 
-def write_split(root: Path, split: str, videos: dict, heldout: bool = False,
-                categories: dict | None = None) -> Path:  # fmt: skip
+def write_split(
+    root: Path, split: str, videos: dict, heldout: bool = False, categories: dict | None = None
+) -> Path:
     """Write ``videos = {name: (frames (T,H,W,3) uint8, ids (T,H,W) uint8)}`` as a split.
 
     Frames are named 00000, 00005, ...; with ``heldout`` Annotations hold first appearances
@@ -30,7 +31,9 @@ def write_split(root: Path, split: str, videos: dict, heldout: bool = False,
             write_mask(root / split / full / name / f"{f}.png", ids[t])
         if heldout:
             firsts = {oid: o.frames[0] for oid, o in objects.items()}
-            for f, m in first_appearance_masks(firsts, lambda f: ids[names.index(f)]).items():
+            frame_ids = dict(zip(names, ids, strict=True))
+            given = first_appearance_masks(firsts, frame_ids.__getitem__)
+            for f, m in given.items():
                 write_mask(root / split / "Annotations" / name / f"{f}.png", m)
         else:
             (root / split / "GroundTruth" / name).rmdir()

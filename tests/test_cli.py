@@ -6,19 +6,36 @@ from vostutorial.data import YTVOSSplit
 
 
 def test_synth_cli_writes_the_layout_and_refuses_overwrite(tmp_path, capsys):
-    args = ["synth", "--out", str(tmp_path), "--train-videos", "2", "--valid-videos", "1",
-            "--size", "32x56", "--frames", "4", "--workers", "1"]  # fmt: skip
+    args = [
+        "synth",
+        "--out",
+        str(tmp_path),
+        "--train-videos",
+        "2",
+        "--valid-videos",
+        "1",
+        "--size",
+        "32x56",
+        "--frames",
+        "4",
+        "--workers",
+        "1",
+    ]
     assert main(args) == 0
     assert len(YTVOSSplit(tmp_path, "train")) == 2
-    assert YTVOSSplit(tmp_path, "valid").frame(*next((v, i.frames[0]) for v, i in
-                                                    YTVOSSplit(tmp_path, "valid").videos.items())).shape == (32, 56, 3)  # fmt: skip
+    assert YTVOSSplit(tmp_path, "valid").frame(
+        *next((v, i.frames[0]) for v, i in YTVOSSplit(tmp_path, "valid").videos.items())
+    ).shape == (32, 56, 3)
     assert main(args) == 2
     assert "already exists; pass --force" in capsys.readouterr().err
 
 
 def test_demo_generates_and_summarizes(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "vostutorial", "demo", "--data", str(tmp_path)],
-                       capture_output=True, text=True)  # fmt: skip
+    r = subprocess.run(
+        [sys.executable, "-m", "vostutorial", "demo", "--data", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr
     assert "train: 100 videos" in r.stdout and "valid: 24 videos" in r.stdout
     assert "unseen [" in r.stdout

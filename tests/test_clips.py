@@ -1,7 +1,7 @@
 import numpy as np
 import torch
-
 from helpers import write_split
+
 from vostutorial.data import ClipDataset, YTVOSSplit
 
 
@@ -12,7 +12,7 @@ def test_clip_shapes_and_targets_without_augmentation(synth_root):
     for i in range(len(ds)):
         item = ds[i]
         assert item["frames"].shape == (4, 3, 64, 112) and item["frames"].dtype == torch.float32
-        assert 0 <= item["frames"].min() and item["frames"].max() <= 1
+        assert item["frames"].min() >= 0 and item["frames"].max() <= 1
         assert item["masks"].shape == (4, 1, 64, 112) and item["first_mask"].shape == (1, 64, 112)
         assert torch.equal(item["first_mask"], item["masks"][0])
         assert item["first_mask"].sum() > 0

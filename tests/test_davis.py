@@ -3,9 +3,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import REAL_SAMPLES
 from PIL import Image
 
-from conftest import REAL_SAMPLES
 from vostutorial.data import DavisSequences, YTVOSSplit, read_mask
 from vostutorial.data.check import check_split
 from vostutorial.data.convert import davis_to_ytvos
@@ -30,7 +30,9 @@ def test_reads_real_davis2016_sequence():
 
 @needs_real
 def test_real_davis2016_to_ytvos(tmp_path):
-    out = davis_to_ytvos(DAVIS16, tmp_path, split="valid", heldout=True, category="car", progress=False)
+    out = davis_to_ytvos(
+        DAVIS16, tmp_path, split="valid", heldout=True, category="car", progress=False
+    )
     ds = YTVOSSplit(tmp_path, "valid")
     assert out == tmp_path / "valid"
     assert ds.videos["car-shadow"].objects[1].category == "car"
@@ -52,7 +54,9 @@ def _davis2017(root: Path) -> Path:
             m[14:20, 20:30] = 2  # object 2 enters on frame 2
         m[0, :] = 255  # void border
         write_mask(root / f"Annotations/480p/two/{t:05d}.png", m)
-        write_image(root / f"JPEGImages/480p/two/{t:05d}.jpg", np.full((24, 40, 3), 60 * t, np.uint8))
+        write_image(
+            root / f"JPEGImages/480p/two/{t:05d}.jpg", np.full((24, 40, 3), 60 * t, np.uint8)
+        )
     return root
 
 

@@ -55,15 +55,24 @@ def test_valid_gives_first_appearances_only_and_full_ground_truth(synth_root):
 
 
 def test_seen_categories_in_train_unseen_only_in_valid(tmp_path):
-    root = generate(tmp_path, SynthConfig(train_videos=10, valid_videos=12, seed=1, size=(48, 80),
-                                          frames=8), workers=1, progress=False)  # fmt: skip
+    root = generate(
+        tmp_path,
+        SynthConfig(train_videos=10, valid_videos=12, seed=1, size=(48, 80), frames=8),
+        workers=1,
+        progress=False,
+    )
     train = set(YTVOSSplit(root, "train").categories())
     valid = YTVOSSplit(root, "valid")
     assert train <= {c.name for c in SEEN}
     assert set(valid.categories()) & {c.name for c in UNSEEN}
     assert set(valid.categories()) & train
     # some object enters after the first frame, and its first mask is not tiny
-    late = [(v, o) for v, i in valid.videos.items() for o in i.objects.values() if o.frames[0] != "00000"]
+    late = [
+        (v, o)
+        for v, i in valid.videos.items()
+        for o in i.objects.values()
+        if o.frames[0] != "00000"
+    ]
     assert late
     v, o = late[0]
     assert (valid.annotation(v, o.frames[0]) == o.id).sum() >= 0.004 * 48 * 80
@@ -73,7 +82,9 @@ def test_same_arguments_same_bytes_whatever_the_workers(tmp_path):
     cfg = SynthConfig(train_videos=3, valid_videos=2, seed=7, size=(40, 64), frames=5)
     a = _digest(generate(tmp_path / "a", cfg, workers=1, progress=False))
     b = _digest(generate(tmp_path / "b", cfg, workers=2, progress=False))
-    c = _digest(generate(tmp_path / "c", SynthConfig(3, 2, 8, (40, 64), 5), workers=1, progress=False))
+    c = _digest(
+        generate(tmp_path / "c", SynthConfig(3, 2, 8, (40, 64), 5), workers=1, progress=False)
+    )
     assert a == b
     assert a != c
 
@@ -81,8 +92,12 @@ def test_same_arguments_same_bytes_whatever_the_workers(tmp_path):
 def test_generate_refuses_to_overwrite_without_force(synth_copy):
     with pytest.raises(ValueError, match="already exists; pass --force"):
         generate(synth_copy, SynthConfig(train_videos=1, valid_videos=1, size=(32, 48), frames=3))
-    generate(synth_copy, SynthConfig(train_videos=1, valid_videos=1, size=(32, 48), frames=3),
-             force=True, progress=False)  # fmt: skip
+    generate(
+        synth_copy,
+        SynthConfig(train_videos=1, valid_videos=1, size=(32, 48), frames=3),
+        force=True,
+        progress=False,
+    )
     assert len(YTVOSSplit(synth_copy, "train")) == 1
     assert not list(synth_copy.glob(".partial-*"))
 
@@ -101,5 +116,20 @@ def test_generated_data_is_clean_and_objects_move(synth_root):
             b = train.annotation(v, o.frames[-1]) == o.id
             moved.append((a & b).sum() / max(1, (a | b).sum()) < 0.9)
     assert np.mean(moved) > 0.5
-    mask = read_mask(next((synth_root / "train" / "Annotations").rglob("*.png")), require_palette=True)
+    mask = read_mask(
+        next((synth_root / "train" / "Annotations").rglob("*.png")), require_palette=True
+    )
     assert mask.shape == (64, 112)
+
+
+def test_ensure_default_reuses_then_regenerates_on_new_config(tmp_path):
+    from vostutorial.data import ensure_default
+
+    cfg = SynthConfig(train_videos=1, valid_videos=1, size=(32, 48), frames=3)
+    ensure_default(tmp_path, cfg, progress=False)
+    marker = tmp_path / "synth_config.json"
+    stamp = marker.stat().st_mtime_ns
+    ensure_default(tmp_path, cfg, progress=False)
+    assert marker.stat().st_mtime_ns == stamp  # reused, not regenerated
+    ensure_default(tmp_path, SynthConfig(2, 1, 0, (32, 48), 3), progress=False)
+    assert len(YTVOSSplit(tmp_path, "train")) == 2

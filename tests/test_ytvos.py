@@ -3,9 +3,9 @@ import shutil
 
 import numpy as np
 import pytest
+from helpers import square_video, write_split
 from PIL import Image
 
-from helpers import square_video, write_split
 from vostutorial.cli import main
 from vostutorial.data import YTVOSSplit, load_meta, write_mask
 from vostutorial.data.check import check_split
@@ -71,7 +71,9 @@ def test_ids_not_in_meta(synth_copy):
     m[:3, :3] = 9
     write_mask(path, m)
     problems, _ = check_split(synth_copy, "train", progress=False)
-    assert any(p.startswith(str(path)) and "[9]" in p and "meta.json does not list" in p for p in problems)
+    assert any(
+        p.startswith(str(path)) and "[9]" in p and "meta.json does not list" in p for p in problems
+    )
 
 
 def test_meta_frames_without_files(synth_copy):
@@ -81,7 +83,9 @@ def test_meta_frames_without_files(synth_copy):
     meta["videos"][video]["objects"]["1"]["frames"].append("00995")
     meta_path.write_text(json.dumps(meta))
     problems, _ = check_split(synth_copy, "train", progress=False)
-    assert any(f"{video}/00995.jpg: meta.json lists frame 00995 but it has no file" in p for p in problems)
+    assert any(
+        f"{video}/00995.jpg: meta.json lists frame 00995 but it has no file" in p for p in problems
+    )
 
 
 def test_corrupt_and_non_palette_files(synth_copy):
@@ -117,3 +121,23 @@ def test_hand_made_split_reads_back(tmp_path):
     ds = YTVOSSplit(tmp_path, "train")
     assert ds.videos["sq"].objects[1].frames == [f"{5 * t:05d}" for t in range(6)]
     assert np.array_equal(ds.annotation("sq", "00010"), ids[2])
+
+
+def test_masks_and_object_table(synth_root):
+    ds = YTVOSSplit(synth_root, "valid")
+    video = next(iter(ds.videos))
+    full, given = ds.masks(video), ds.masks(video, given_only=True)
+    assert full.shape == (8, 64, 112)
+    assert np.array_equal(full[3], ds.ground_truth(video, "00015"))
+    firsts = ds.first_appearances(video)
+    for t, f in enumerate(ds.videos[video].frames):
+        if f not in firsts.values():
+            assert not given[t].any()
+    rows = ds.object_table()
+    assert len(rows) == sum(len(v.objects) for v in ds.videos.values())
+    row = next(r for r in rows if r["video"] == video and r["object"] == 1)
+    present = (full == 1).mean(axis=(1, 2))
+    assert row["area"] == pytest.approx(present[present > 0].mean())
+    assert row["first_frame"] == firsts[1] and row["frames"] == len(
+        ds.videos[video].objects[1].frames
+    )

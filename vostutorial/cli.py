@@ -43,8 +43,11 @@ def cmd_synth(a: argparse.Namespace) -> int:
 def cmd_check_data(a: argparse.Namespace) -> int:
     from .data.check import check_split
 
-    splits = [a.split] if a.split else [p.name for p in sorted(a.root.iterdir())
-                                        if (p / "meta.json").exists()]  # fmt: skip
+    splits = (
+        [a.split]
+        if a.split
+        else [p.name for p in sorted(a.root.iterdir()) if (p / "meta.json").exists()]
+    )
     if not splits:
         print(f"{a.root}: no split folder with a meta.json (expected {a.root}/train/meta.json)")
         return 1
@@ -55,8 +58,10 @@ def cmd_check_data(a: argparse.Namespace) -> int:
             print(line)
         bad += len(problems)
         if not problems:
-            print("{split}: ok: {videos} videos, {objects} objects, {categories} categories, "
-                  "{frames} frames".format(**summary))  # fmt: skip
+            print(
+                "{split}: ok: {videos} videos, {objects} objects, {categories} categories, "
+                "{frames} frames".format(**summary)
+            )
     return 1 if bad else 0
 
 
@@ -75,8 +80,10 @@ def cmd_demo(a: argparse.Namespace) -> int:
             return 1
         cats = YTVOSSplit(root, split).categories()
         unseen = sorted(set(cats) - set(train.categories()))
-        print(f"  {split}: {s['videos']} videos, {s['objects']} objects, {s['frames']} frames, "
-              f"categories {cats}" + (f", unseen {unseen}" if unseen else ""))  # fmt: skip
+        print(
+            f"  {split}: {s['videos']} videos, {s['objects']} objects, {s['frames']} frames, "
+            f"categories {cats}" + (f", unseen {unseen}" if unseen else "")
+        )
     return 0
 
 

@@ -10,8 +10,13 @@ import numpy as np
 from .data.palette import PALETTE
 
 
-def overlay(frame: np.ndarray, mask: np.ndarray, alpha: float = 0.5,
-            ids: Sequence[int] | None = None, contour: bool = True) -> np.ndarray:  # fmt: skip
+def overlay(
+    frame: np.ndarray,
+    mask: np.ndarray,
+    alpha: float = 0.5,
+    ids: Sequence[int] | None = None,
+    contour: bool = True,
+) -> np.ndarray:
     """Paint an id mask over a frame.
 
     ``frame`` ``(H, W, 3)`` uint8, ``mask`` ``(H, W)`` of object ids; each id gets its DAVIS
@@ -28,22 +33,32 @@ def overlay(frame: np.ndarray, mask: np.ndarray, alpha: float = 0.5,
     if contour:  # inner boundary: a pixel of an object with a 4-neighbour of another id
         pad = np.pad(mask, 1, mode="edge")
         edge = fg & (
-            (pad[:-2, 1:-1] != mask) | (pad[2:, 1:-1] != mask)
-            | (pad[1:-1, :-2] != mask) | (pad[1:-1, 2:] != mask)
-        )  # fmt: skip
+            (pad[:-2, 1:-1] != mask)
+            | (pad[2:, 1:-1] != mask)
+            | (pad[1:-1, :-2] != mask)
+            | (pad[1:-1, 2:] != mask)
+        )
         out[edge] = PALETTE[mask[edge]]
     return out.clip(0, 255).astype(np.uint8)
 
 
-def overlay_strip(frames: np.ndarray, masks: np.ndarray, step: int = 1,
-                  alpha: float = 0.5) -> np.ndarray:  # fmt: skip
+def overlay_strip(
+    frames: np.ndarray, masks: np.ndarray, step: int = 1, alpha: float = 0.5
+) -> np.ndarray:
     """Overlays of every ``step``-th frame side by side: ``(H, T' * W, 3)`` uint8."""
-    return np.concatenate([overlay(f, m, alpha) for f, m in zip(frames[::step], masks[::step],
-                                                                 strict=True)], axis=1)  # fmt: skip
+    return np.concatenate(
+        [overlay(f, m, alpha) for f, m in zip(frames[::step], masks[::step], strict=True)], axis=1
+    )
 
 
-def show_strip(frames: np.ndarray, masks: np.ndarray, step: int = 1, title: str | None = None,
-               ax=None, names: Sequence[str] | None = None):  # fmt: skip
+def show_strip(
+    frames: np.ndarray,
+    masks: np.ndarray,
+    step: int = 1,
+    title: str | None = None,
+    ax=None,
+    names: Sequence[str] | None = None,
+):
     """Plot `overlay_strip` with matplotlib, labelling each frame; returns the axes."""
     import matplotlib.pyplot as plt
 
@@ -81,9 +96,15 @@ class VideoViewer:
     the logic is testable without a kernel.
     """
 
-    def __init__(self, frames: np.ndarray, gt: np.ndarray | None = None,
-                 pred: np.ndarray | None = None, names: Sequence[str] | None = None,
-                 alpha: float = 0.5, fps: int = 4):  # fmt: skip
+    def __init__(
+        self,
+        frames: np.ndarray,
+        gt: np.ndarray | None = None,
+        pred: np.ndarray | None = None,
+        names: Sequence[str] | None = None,
+        alpha: float = 0.5,
+        fps: int = 4,
+    ):
         import ipywidgets as w
 
         self.frames, self.gt, self.pred, self.alpha = frames, gt, pred, alpha
@@ -91,7 +112,9 @@ class VideoViewer:
         for label, m in (("gt", gt), ("pred", pred)):
             if m is not None and m.shape != frames.shape[:3]:
                 raise ValueError(f"{label} masks {m.shape} do not match frames {frames.shape[:3]}")
-        ids = sorted(set().union(*(np.unique(m).tolist() for m in (gt, pred) if m is not None)) - {0})
+        ids = sorted(
+            set().union(*(np.unique(m).tolist() for m in (gt, pred) if m is not None)) - {0}
+        )
         self.visible = {i: True for i in ids}
         last = len(frames) - 1
         self.slider = w.IntSlider(0, 0, last, description="frame", continuous_update=True)
@@ -99,11 +122,21 @@ class VideoViewer:
         w.jslink((self.play, "value"), (self.slider, "value"))
         self.toggles = {i: w.ToggleButton(value=True, description=f"object {i}") for i in ids}
         self.label = w.Label()
-        self.images = [w.Image(format="png") for m in (gt, pred) if m is not None] or [w.Image(format="png")]
+        self.images = [w.Image(format="png") for m in (gt, pred) if m is not None] or [
+            w.Image(format="png")
+        ]
         titles = [t for t, m in (("ground truth", gt), ("prediction", pred)) if m is not None]
-        panels = [w.VBox([w.Label(t), im]) for t, im in zip(titles or ["frames"], self.images, strict=True)]
-        self.widget = w.VBox([w.HBox([self.play, self.slider, self.label]),
-                              w.HBox(list(self.toggles.values())), w.HBox(panels)])  # fmt: skip
+        panels = [
+            w.VBox([w.Label(t), im])
+            for t, im in zip(titles or ["frames"], self.images, strict=True)
+        ]
+        self.widget = w.VBox(
+            [
+                w.HBox([self.play, self.slider, self.label]),
+                w.HBox(list(self.toggles.values())),
+                w.HBox(panels),
+            ]
+        )
         self.slider.observe(lambda change: self.show(change["new"]), names="value")
         for i, t in self.toggles.items():
             t.observe(lambda change, i=i: self.set_visible(i, change["new"]), names="value")

@@ -14,11 +14,30 @@ from .ytvos import (
 )
 
 __all__ = [
-    "PALETTE", "PAPER_SIZE", "SEEN", "UNSEEN", "ClipDataset", "DavisSequences", "ObjectInfo",
-    "SynthConfig", "VideoInfo", "VideoSample", "YTVOSSplit", "clip_transform", "davis_palette",
-    "default_root", "ensure_default", "first_appearance_masks", "generate", "load_meta",
-    "read_image", "read_mask", "write_image", "write_mask", "write_meta",
-]  # fmt: skip
+    "PALETTE",
+    "PAPER_SIZE",
+    "SEEN",
+    "UNSEEN",
+    "ClipDataset",
+    "DavisSequences",
+    "ObjectInfo",
+    "SynthConfig",
+    "VideoInfo",
+    "VideoSample",
+    "YTVOSSplit",
+    "clip_transform",
+    "davis_palette",
+    "default_root",
+    "ensure_default",
+    "first_appearance_masks",
+    "generate",
+    "load_meta",
+    "read_image",
+    "read_mask",
+    "write_image",
+    "write_mask",
+    "write_meta",
+]
 
 
 def __getattr__(name: str):

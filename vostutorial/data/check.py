@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import os
+
 import numpy as np
 from tqdm.auto import tqdm
 
 from .ytvos import YTVOSSplit
 
 
-def check_split(root: str | os.PathLike, split: str = "train",
-                progress: bool = True) -> tuple[list[str], dict]:  # fmt: skip
+def check_split(
+    root: str | os.PathLike, split: str = "train", progress: bool = True
+) -> tuple[list[str], dict]:
     """Decode every frame and mask of ``<root>/<split>`` and check it against meta.json.
 
     Returns ``(problems, summary)``: each problem is ``"<file>: <what is wrong>"``; the summary
@@ -23,10 +25,13 @@ def check_split(root: str | os.PathLike, split: str = "train",
     problems: list[str] = []
     n_frames = 0
     full_dir = "GroundTruth" if ds.has_ground_truth else "Annotations"
-    for video, info in tqdm(ds.videos.items(), desc=f"check {split}", unit="video",
-                            disable=not progress):  # fmt: skip
+    for video, info in tqdm(
+        ds.videos.items(), desc=f"check {split}", unit="video", disable=not progress
+    ):
         if not info.frames:
-            problems.append(f"{ds.dir / 'JPEGImages' / video}: video listed in meta.json has no frames")
+            problems.append(
+                f"{ds.dir / 'JPEGImages' / video}: video listed in meta.json has no frames"
+            )
             continue
         shapes: dict[str, tuple[int, ...]] = {}
         for f in info.frames:
@@ -36,7 +41,9 @@ def check_split(root: str | os.PathLike, split: str = "train",
             except ValueError as exc:
                 problems.append(str(exc))
         for f in ds.missing_frames(video):
-            problems.append(f"{ds.frame_path(video, f)}: meta.json lists frame {f} but it has no file")
+            problems.append(
+                f"{ds.frame_path(video, f)}: meta.json lists frame {f} but it has no file"
+            )
         # Every mask on disk must decode, be a palette PNG of its frame's size and hold known ids.
         for kind, reader in (("Annotations", ds.annotation), ("GroundTruth", ds.ground_truth)):
             if kind == "GroundTruth" and not ds.has_ground_truth:
@@ -54,8 +61,10 @@ def check_split(root: str | os.PathLike, split: str = "train",
                     for oid, obj in info.objects.items():
                         if (oid in present) != (path.stem in obj.frames):
                             where = "is in" if oid in present else "is missing from"
-                            problems.append(f"{path}: object {oid} {where} the mask, unlike "
-                                            "its frames in meta.json")  # fmt: skip
+                            problems.append(
+                                f"{path}: object {oid} {where} the mask, unlike "
+                                "its frames in meta.json"
+                            )
         for oid, obj in info.objects.items():
             first = min(obj.frames) if obj.frames else None
             path = ds.annotation_path(video, first) if first else None
@@ -72,4 +81,3 @@ def check_split(root: str | os.PathLike, split: str = "train",
         "frames": n_frames,
     }
     return problems, summary
-

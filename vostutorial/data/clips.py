@@ -28,11 +28,13 @@ def clip_transform(size: tuple[int, int], augment: bool) -> v2.Transform:
     """
     if not augment:
         return v2.Resize(size, antialias=True)
-    return v2.Compose([
-        v2.RandomResizedCrop(size, scale=(0.5, 1.0), ratio=(1.4, 2.1), antialias=True),
-        v2.RandomHorizontalFlip(),
-        v2.ColorJitter(brightness=0.25, contrast=0.25, saturation=0.25, hue=0.03),
-    ])  # fmt: skip
+    return v2.Compose(
+        [
+            v2.RandomResizedCrop(size, scale=(0.5, 1.0), ratio=(1.4, 2.1), antialias=True),
+            v2.RandomHorizontalFlip(),
+            v2.ColorJitter(brightness=0.25, contrast=0.25, saturation=0.25, hue=0.03),
+        ]
+    )
 
 
 class ClipDataset(Dataset):
@@ -48,8 +50,15 @@ class ClipDataset(Dataset):
     are drawn from ``torch``'s RNG so DataLoader workers and seeds behave as usual.
     """
 
-    def __init__(self, split: YTVOSSplit, clip_len: int = 5, size: tuple[int, int] = PAPER_SIZE,
-                 max_skip: int = 1, augment: bool = True, repeats: int = 1):  # fmt: skip
+    def __init__(
+        self,
+        split: YTVOSSplit,
+        clip_len: int = 5,
+        size: tuple[int, int] = PAPER_SIZE,
+        max_skip: int = 1,
+        augment: bool = True,
+        repeats: int = 1,
+    ):
         if clip_len < 2:
             raise ValueError("clip_len must be at least 2 (one input frame, one target)")
         self.split, self.clip_len, self.size = split, clip_len, tuple(size)
@@ -88,8 +97,9 @@ class ClipDataset(Dataset):
         start = starts[int(torch.randint(len(starts), ()).item())]
         names = info.frames[start : start + (self.clip_len - 1) * skip + 1 : skip]
         imgs = [self.split.frame(video, f) for f in names]
-        masks = [self.split.ground_truth(video, f, imgs[i].shape) == oid
-                 for i, f in enumerate(names)]  # fmt: skip
+        masks = [
+            self.split.ground_truth(video, f, imgs[i].shape) == oid for i, f in enumerate(names)
+        ]
         frames = tv_tensors.Video(torch.from_numpy(np.stack(imgs)).permute(0, 3, 1, 2))
         mask_t = tv_tensors.Mask(torch.from_numpy(np.stack(masks)).to(torch.uint8))
         for _ in range(5):  # a crop may cut the object out of frame 0: draw again

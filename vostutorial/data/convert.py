@@ -22,9 +22,17 @@ from .palette import read_image, write_image, write_mask
 from .ytvos import ObjectInfo, YTVOSSplit, first_appearance_masks, write_meta
 
 
-def _write_video(out_split: Path, video: str, names: list[str], frame: callable, mask: callable,
-                 objects: dict[int, ObjectInfo], heldout: bool, height: int | None,
-                 link: bool) -> None:  # fmt: skip
+def _write_video(
+    out_split: Path,
+    video: str,
+    names: list[str],
+    frame: callable,
+    mask: callable,
+    objects: dict[int, ObjectInfo],
+    heldout: bool,
+    height: int | None,
+    link: bool,
+) -> None:
     """Write one video's frames and masks; ``frame(name)`` gives a path, ``mask(name)`` ids."""
     for sub in ("JPEGImages", "Annotations") + (("GroundTruth",) if heldout else ()):
         (out_split / sub / video).mkdir(parents=True, exist_ok=True)
@@ -55,9 +63,15 @@ def _write_video(out_split: Path, video: str, names: list[str], frame: callable,
             write_mask(out_split / "Annotations" / video / f"{name}.png", m)
 
 
-def davis_to_ytvos(davis_root: str | os.PathLike, out: str | os.PathLike, split: str = "train",
-                   resolution: str = "480p", category: str = "object", heldout: bool = False,
-                   progress: bool = True) -> Path:  # fmt: skip
+def davis_to_ytvos(
+    davis_root: str | os.PathLike,
+    out: str | os.PathLike,
+    split: str = "train",
+    resolution: str = "480p",
+    category: str = "object",
+    heldout: bool = False,
+    progress: bool = True,
+) -> Path:
     """Convert a DAVIS folder into ``out/<split>`` in the YouTube-VOS layout.
 
     Grayscale 0/255 masks (DAVIS 2016) become id 1; DAVIS 2017 "void" pixels (255) become
@@ -86,16 +100,32 @@ def davis_to_ytvos(davis_root: str | os.PathLike, out: str | os.PathLike, split:
                 if oid:
                     present.setdefault(oid, []).append(name)
         videos[seq] = {oid: ObjectInfo(oid, category, fr) for oid, fr in present.items()}
-        _write_video(out_split, seq, names, lambda n, s=seq: davis.frame_dir / s / f"{n}.jpg",
-                     mask, videos[seq], heldout, None, link=False)  # fmt: skip
+        _write_video(
+            out_split,
+            seq,
+            names,
+            lambda n, s=seq: davis.frame_dir / s / f"{n}.jpg",
+            mask,
+            videos[seq],
+            heldout,
+            None,
+            link=False,
+        )
     write_meta(out_split / "meta.json", videos)
     return out_split
 
 
-def carve_heldout(root: str | os.PathLike, out: str | os.PathLike, heldout_videos: int = 100,
-                  unseen_categories: int = 10, seed: int = 0, height: int | None = None,
-                  link: bool = False, heldout_name: str = "heldout",
-                  progress: bool = True) -> dict:  # fmt: skip
+def carve_heldout(
+    root: str | os.PathLike,
+    out: str | os.PathLike,
+    heldout_videos: int = 100,
+    unseen_categories: int = 10,
+    seed: int = 0,
+    height: int | None = None,
+    link: bool = False,
+    heldout_name: str = "heldout",
+    progress: bool = True,
+) -> dict:
     """Split ``root/train`` into ``out/train`` and ``out/<heldout_name>``.
 
     ``unseen_categories`` categories are chosen at random and every video holding one of
@@ -108,9 +138,17 @@ def carve_heldout(root: str | os.PathLike, out: str | os.PathLike, heldout_video
     rng = np.random.default_rng(seed)
     cats = sorted(src.categories())
     if unseen_categories >= len(cats):
-        raise ValueError(f"{src.dir}: only {len(cats)} categories; cannot hold out {unseen_categories}")
-    unseen = set(rng.choice(cats, size=unseen_categories, replace=False).tolist()) if unseen_categories else set()
-    with_unseen = [v for v, i in src.videos.items() if {o.category for o in i.objects.values()} & unseen]
+        raise ValueError(
+            f"{src.dir}: only {len(cats)} categories; cannot hold out {unseen_categories}"
+        )
+    unseen = (
+        set(rng.choice(cats, size=unseen_categories, replace=False).tolist())
+        if unseen_categories
+        else set()
+    )
+    with_unseen = [
+        v for v, i in src.videos.items() if {o.category for o in i.objects.values()} & unseen
+    ]
     rest = [v for v in src.videos if v not in set(with_unseen)]
     n_seen = min(heldout_videos, max(0, len(rest) - 1))
     seen_held = sorted(rng.choice(rest, size=n_seen, replace=False).tolist()) if n_seen else []
@@ -123,13 +161,24 @@ def carve_heldout(root: str | os.PathLike, out: str | os.PathLike, heldout_video
     for video, info in tqdm(src.videos.items(), desc="carve held-out split", disable=not progress):
         split = heldout_name if video in held else "train"
         annotated = {p.stem for p in (src.dir / "Annotations" / video).glob("*.png")}
-        _write_video(out / split, video, info.frames,
-                     lambda n, v=video: src.frame_path(v, n),
-                     lambda n, v=video, a=annotated: src.annotation(v, n) if n in a else None,
-                     info.objects, split == heldout_name, height, link)  # fmt: skip
+        _write_video(
+            out / split,
+            video,
+            info.frames,
+            lambda n, v=video: src.frame_path(v, n),
+            lambda n, v=video, a=annotated: src.annotation(v, n) if n in a else None,
+            info.objects,
+            split == heldout_name,
+            height,
+            link,
+        )
         metas[split][video] = info.objects
     for split, videos in metas.items():
         (out / split).mkdir(parents=True, exist_ok=True)
         write_meta(out / split / "meta.json", videos)
-    return {"unseen_categories": sorted(unseen), "train_videos": len(metas["train"]),
-            "heldout_videos": len(metas[heldout_name]), "heldout_seen_videos": len(seen_held)}  # fmt: skip
+    return {
+        "unseen_categories": sorted(unseen),
+        "train_videos": len(metas["train"]),
+        "heldout_videos": len(metas[heldout_name]),
+        "heldout_seen_videos": len(seen_held),
+    }

@@ -52,9 +52,15 @@ UNSEEN = (
     Category("kite", "kite", "chessboard_GRAY.png", (150, 240, 150)),
 )
 BACKGROUNDS = (
-    "astronaut.png", "coffee.png", "chelsea.png", "rocket.jpg", "motorcycle_left.png",
-    "hubble_deep_field.jpg", "retina.jpg", "color.png",
-)  # fmt: skip
+    "astronaut.png",
+    "coffee.png",
+    "chelsea.png",
+    "rocket.jpg",
+    "motorcycle_left.png",
+    "hubble_deep_field.jpg",
+    "retina.jpg",
+    "color.png",
+)
 
 
 def _polygon(kind: str, n: int = 40) -> np.ndarray:
@@ -66,9 +72,12 @@ def _polygon(kind: str, n: int = 40) -> np.ndarray:
         return np.stack([np.cos(t), 0.45 * np.sin(t)], 1)
     if kind in ("star", "kite", "triangle", "square", "hexagon"):
         k, inner, start = {
-            "star": (5, 0.45, -np.pi / 2), "kite": (4, 0.35, 0.0), "triangle": (3, None, -np.pi / 2),
-            "square": (4, None, np.pi / 4), "hexagon": (6, None, 0.0),
-        }[kind]  # fmt: skip
+            "star": (5, 0.45, -np.pi / 2),
+            "kite": (4, 0.35, 0.0),
+            "triangle": (3, None, -np.pi / 2),
+            "square": (4, None, np.pi / 4),
+            "hexagon": (6, None, 0.0),
+        }[kind]
         if inner is None:
             a = start + 2 * np.pi * np.arange(k) / k
             return np.stack([np.cos(a), np.sin(a)], 1)
@@ -77,11 +86,28 @@ def _polygon(kind: str, n: int = 40) -> np.ndarray:
         return np.stack([r * np.cos(a), r * np.sin(a)], 1)
     if kind == "cross":
         w = 0.33
-        return np.array([(w, -1), (w, -w), (1, -w), (1, w), (w, w), (w, 1), (-w, 1), (-w, w),
-                         (-1, w), (-1, -w), (-w, -w), (-w, -1)], dtype=float)  # fmt: skip
+        return np.array(
+            [
+                (w, -1),
+                (w, -w),
+                (1, -w),
+                (1, w),
+                (w, w),
+                (w, 1),
+                (-w, 1),
+                (-w, w),
+                (-1, w),
+                (-1, -w),
+                (-w, -w),
+                (-w, -1),
+            ],
+            dtype=float,
+        )
     if kind == "arrow":
-        return np.array([(1, 0), (0.1, -0.8), (0.1, -0.3), (-1, -0.3), (-1, 0.3), (0.1, 0.3),
-                         (0.1, 0.8)], dtype=float)  # fmt: skip
+        return np.array(
+            [(1, 0), (0.1, -0.8), (0.1, -0.3), (-1, -0.3), (-1, 0.3), (0.1, 0.3), (0.1, 0.8)],
+            dtype=float,
+        )
     raise ValueError(f"unknown shape {kind!r}")
 
 
@@ -127,27 +153,30 @@ class _Track:
     phase: float
 
 
-def _sample_tracks(rng: np.random.Generator, cats: list[Category], n_frames: int,
-                   h: int, w: int) -> list[_Track]:  # fmt: skip
+def _sample_tracks(
+    rng: np.random.Generator, cats: list[Category], n_frames: int, h: int, w: int
+) -> list[_Track]:
     tracks = []
     for i, cat in enumerate(cats):
-        late = i > 0 and rng.random() < 0.3  # the first object is always there from frame 0
+        late = i > 0 and rng.random() < 0.4  # the first object is always there from frame 0
         radius = float(rng.uniform(0.13, 0.28) * min(h, w))
         speed = float(rng.uniform(0.01, 0.05) * w)
         heading = rng.uniform(0, 2 * np.pi)
-        tracks.append(_Track(
-            category=cat,
-            start=int(rng.integers(1, max(2, n_frames // 2))) if late else 0,
-            center=np.array([rng.uniform(0.15, 0.85) * w, rng.uniform(0.2, 0.8) * h]),
-            velocity=speed * np.array([np.cos(heading), np.sin(heading)]),
-            angle=float(rng.uniform(0, 2 * np.pi)),
-            spin=float(rng.uniform(-0.2, 0.2)),
-            radius=radius,
-            growth=float(rng.uniform(-0.04, 0.04)),
-            bounce=bool(rng.random() < 0.75),  # the others may leave the frame
-            wobble=float(rng.uniform(0, 0.03) * w),
-            phase=float(rng.uniform(0, 2 * np.pi)),
-        ))  # fmt: skip
+        tracks.append(
+            _Track(
+                category=cat,
+                start=int(rng.integers(1, max(2, n_frames // 2))) if late else 0,
+                center=np.array([rng.uniform(0.15, 0.85) * w, rng.uniform(0.2, 0.8) * h]),
+                velocity=speed * np.array([np.cos(heading), np.sin(heading)]),
+                angle=float(rng.uniform(0, 2 * np.pi)),
+                spin=float(rng.uniform(-0.2, 0.2)),
+                radius=radius,
+                growth=float(rng.uniform(-0.04, 0.04)),
+                bounce=bool(rng.random() < 0.75),  # the others may leave the frame
+                wobble=float(rng.uniform(0, 0.03) * w),
+                phase=float(rng.uniform(0, 2 * np.pi)),
+            )
+        )
     return tracks
 
 
@@ -165,8 +194,9 @@ def _pose(tr: _Track, t: int, h: int, w: int) -> tuple[np.ndarray, float, float]
     return pos, tr.angle + tr.spin * dt, radius
 
 
-def _render_video(rng: np.random.Generator, cats: list[Category], n_frames: int, h: int,
-                  w: int) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+def _render_video(
+    rng: np.random.Generator, cats: list[Category], n_frames: int, h: int, w: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Frames ``(T, H, W, 3)`` uint8 and id maps ``(T, H, W)`` uint8 (ids 1..K in cats order)."""
     tracks = _sample_tracks(rng, cats, n_frames, h, w)
     depth = rng.permutation(len(tracks))  # painting order: later ones occlude earlier ones
@@ -175,7 +205,11 @@ def _render_video(rng: np.random.Generator, cats: list[Category], n_frames: int,
     bg = np.asarray(bg_photo.resize((int(w * zoom), int(h * zoom)), Image.BILINEAR))
     pan0 = rng.uniform(0, 1, 2)
     pan1 = np.clip(pan0 + rng.uniform(-0.6, 0.6, 2), 0, 1)
-    light_amp, light_freq, light_phase = rng.uniform(0, 0.25), rng.uniform(0.3, 1.2), rng.uniform(0, 6)
+    light_amp, light_freq, light_phase = (
+        rng.uniform(0, 0.25),
+        rng.uniform(0.3, 1.2),
+        rng.uniform(0, 6),
+    )
     unit = {tr.category.shape: _polygon(tr.category.shape) for tr in tracks}
 
     frames = np.empty((n_frames, h, w, 3), np.uint8)
@@ -198,7 +232,9 @@ def _render_video(rng: np.random.Generator, cats: list[Category], n_frames: int,
                 continue
             # Texture moves with the object: map frame pixels back into texture coordinates.
             tex = _texture(tr.category)
-            k_px = 0.6 * min(tex.size) / rad  # texture pixels per frame pixel
+            k_px = (
+                0.45 * min(tex.size) / rad
+            )  # texture pixels per frame pixel: the disc fits inside
             a, b, d, e = k_px * c, k_px * si, -k_px * si, k_px * c
             tcx, tcy = tex.size[0] / 2, tex.size[1] / 2
             coeffs = (a, b, tcx - a * cx - b * cy, d, e, tcy - d * cx - e * cy)
@@ -208,6 +244,10 @@ def _render_video(rng: np.random.Generator, cats: list[Category], n_frames: int,
         light = 1 + light_amp * math.sin(light_freq * t + light_phase)
         frames[t] = np.clip(frame * light, 0, 255).astype(np.uint8)
     return frames, ids
+
+
+# Bump when the generator's output changes, so cached default datasets are regenerated.
+GENERATOR_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -239,9 +279,7 @@ def _video(cfg: SynthConfig, split: str, index: int):
         frames, ids = _render_video(rng, cats, cfg.frames, h, w)
         areas = np.stack([(ids == k + 1).sum((1, 2)) for k in range(n_obj)])  # (K, T)
         firsts = [int(np.argmax(a > 0)) if (a > 0).any() else -1 for a in areas]
-        ok = all(
-            0 <= f < cfg.frames - 1 and areas[k, f] >= min_area for k, f in enumerate(firsts)
-        )
+        ok = all(0 <= f < cfg.frames - 1 and areas[k, f] >= min_area for k, f in enumerate(firsts))
         if ok:
             break
     # YouTube-VOS numbers objects in order of first appearance.
@@ -275,8 +313,13 @@ def _write_video(args: tuple[SynthConfig, str, int, Path]) -> tuple[str, dict[in
     return name, objects
 
 
-def generate(out: str | os.PathLike, cfg: SynthConfig = SynthConfig(), workers: int = 2,
-             force: bool = False, progress: bool = True) -> Path:  # fmt: skip
+def generate(
+    out: str | os.PathLike,
+    cfg: SynthConfig = SynthConfig(),
+    workers: int = 2,
+    force: bool = False,
+    progress: bool = True,
+) -> Path:
     """Write ``out/train`` and ``out/valid`` in the YouTube-VOS layout; return ``out``.
 
     Each split is built in a temporary folder and renamed into place when complete, so an
@@ -287,8 +330,11 @@ def generate(out: str | os.PathLike, cfg: SynthConfig = SynthConfig(), workers: 
     for split in ("train", "valid"):
         if (out / split).exists() and not force:
             raise ValueError(f"{out / split}: already exists; pass --force to regenerate it")
-    jobs = [(split, i) for split, n in (("train", cfg.train_videos), ("valid", cfg.valid_videos))
-            for i in range(n)]  # fmt: skip
+    jobs = [
+        (split, i)
+        for split, n in (("train", cfg.train_videos), ("valid", cfg.valid_videos))
+        for i in range(n)
+    ]
     tmp = {s: out / f".partial-{s}" for s in ("train", "valid")}
     for d in tmp.values():
         shutil.rmtree(d, ignore_errors=True)
@@ -314,7 +360,11 @@ def generate(out: str | os.PathLike, cfg: SynthConfig = SynthConfig(), workers: 
         write_meta(tmp[split] / "meta.json", metas[split])
         shutil.rmtree(out / split, ignore_errors=True)
         os.replace(tmp[split], out / split)
-    info = asdict(cfg) | {"seen": [c.name for c in SEEN], "unseen": [c.name for c in UNSEEN]}
+    info = asdict(cfg) | {
+        "version": GENERATOR_VERSION,
+        "seen": [c.name for c in SEEN],
+        "unseen": [c.name for c in UNSEEN],
+    }
     (out / "synth_config.json").write_text(json.dumps(info, indent=1))
     return out
 
@@ -333,14 +383,15 @@ def default_root() -> Path:
     return Path.home() / ".cache" / "vostutorial" / "synthetic"
 
 
-def ensure_default(root: str | os.PathLike | None = None, cfg: SynthConfig = SynthConfig(),
-                   progress: bool = True) -> Path:  # fmt: skip
+def ensure_default(
+    root: str | os.PathLike | None = None, cfg: SynthConfig = SynthConfig(), progress: bool = True
+) -> Path:
     """The default synthetic dataset's root, generating it first if missing or stale."""
     root = Path(root) if root is not None else default_root()
     marker = root / "synth_config.json"
     if marker.exists():
         saved = json.loads(marker.read_text())
-        want = json.loads(json.dumps(asdict(cfg)))  # tuples become lists, as on disk
+        want = json.loads(json.dumps(asdict(cfg) | {"version": GENERATOR_VERSION}))  # as on disk
         if all(saved.get(k) == v for k, v in want.items()):
             return root
     return generate(root, cfg, force=True, progress=progress)

@@ -199,6 +199,44 @@ class YTVOSSplit:
             out[oid] = min(obj.frames)
         return out
 
+    def masks(self, video: str, given_only: bool = False) -> np.ndarray:
+        """All masks of a video as ``(T, H, W)`` uint8 ids, one per stored frame.
+
+        The full ground truth by default; with ``given_only`` what Annotations gives (in valid:
+        each object on its first frame only, zeros elsewhere).
+        """
+        info = self.videos[video]
+        self.require_frames(video)
+        shape = self.frame(video, info.frames[0]).shape
+        out = np.zeros((len(info.frames), *shape[:2]), np.uint8)
+        for t, f in enumerate(info.frames):
+            path = (
+                self.annotation_path(video, f) if given_only else self.ground_truth_path(video, f)
+            )
+            if path.exists():
+                out[t] = self._mask(path, video, shape)
+        return out
+
+    def object_table(self, areas: bool = True) -> list[dict]:
+        """One record per object: video, object, category, first frame, frame count and (with
+        ``areas``) its mean mask area as a fraction of the frame on the frames it is present."""
+        rows = []
+        for video, info in self.videos.items():
+            masks = self.masks(video) if areas else None
+            for oid, obj in sorted(info.objects.items()):
+                row = {
+                    "video": video,
+                    "object": oid,
+                    "category": obj.category,
+                    "first_frame": min(obj.frames),
+                    "frames": len(obj.frames),
+                }
+                if masks is not None:
+                    area = (masks == oid).mean(axis=(1, 2))
+                    row["area"] = float(area[area > 0].mean()) if (area > 0).any() else 0.0
+                rows.append(row)
+        return rows
+
     def missing_frames(self, video: str) -> list[str]:
         """Frames that meta.json lists for an object of ``video`` but that have no JPEG."""
         info = self.videos[video]
