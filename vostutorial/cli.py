@@ -87,6 +87,39 @@ def cmd_demo(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate(a: argparse.Namespace) -> int:
+    from . import evaluate as ev
+
+    if a.davis:
+        report = ev.evaluate_davis(
+            a.pred,
+            a.data,
+            a.resolution,
+            a.ignore_void,
+            a.allow_missing,
+            a.workers,
+            progress=not a.quiet,
+        )
+        print(ev.format_davis(report))
+    else:
+        report = ev.evaluate_ytvos(
+            a.pred, a.data, a.split, a.score_first, a.allow_missing, a.workers, progress=not a.quiet
+        )
+        print(ev.format_ytvos(report))
+    if a.json:
+        ev.write_json(report, a.json)
+        print(f"wrote {a.json}")
+    return 0
+
+
+def cmd_baseline(a: argparse.Namespace) -> int:
+    from .predictions import baseline_copy_first
+
+    baseline_copy_first(a.data, a.split, a.out, progress=not a.quiet)
+    print(f"wrote copy-first predictions for {a.data}/{a.split} to {a.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vostutorial", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -99,6 +132,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", help="one split (default: every folder with a meta.json)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_check_data)
+
+    p = sub.add_parser("evaluate", help="score predictions with J and F")
+    p.add_argument("--pred", required=True, type=Path, help="PRED_DIR/<video>/<frame>.png")
+    p.add_argument(
+        "--data", required=True, type=Path, help="dataset root (DAVIS root with --davis)"
+    )
+    p.add_argument("--split", default="valid")
+    p.add_argument("--json", type=Path, help="also write the report as JSON here")
+    p.add_argument("--davis", action="store_true", help="DAVIS layout and protocol")
+    p.add_argument("--resolution", default="480p", help="DAVIS resolution folder")
+    p.add_argument(
+        "--ignore-void",
+        action="store_true",
+        help="DAVIS: leave label-255 pixels out (default: count them as background)",
+    )
+    p.add_argument(
+        "--score-first",
+        action="store_true",
+        help="YouTube-VOS: also score each object's given first frame",
+    )
+    p.add_argument("--allow-missing", action="store_true", help="score missing frames as empty")
+    p.add_argument("--workers", type=int, default=2, help="processes")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("baseline", help="write a baseline's predictions")
+    p.add_argument("method", choices=["copy-first"])
+    p.add_argument("--data", required=True, type=Path)
+    p.add_argument("--split", default="valid")
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_baseline)
 
     p = sub.add_parser("demo", help="the main job on the built-in synthetic dataset")
     p.add_argument("--data", type=Path, default=None, help="dataset root (default: built-in)")

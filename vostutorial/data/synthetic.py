@@ -160,7 +160,7 @@ def _sample_tracks(
     for i, cat in enumerate(cats):
         late = i > 0 and rng.random() < 0.4  # the first object is always there from frame 0
         radius = float(rng.uniform(0.13, 0.28) * min(h, w))
-        speed = float(rng.uniform(0.01, 0.05) * w)
+        speed = float(rng.uniform(0.008, 0.035) * w)
         heading = rng.uniform(0, 2 * np.pi)
         tracks.append(
             _Track(
@@ -169,9 +169,9 @@ def _sample_tracks(
                 center=np.array([rng.uniform(0.15, 0.85) * w, rng.uniform(0.2, 0.8) * h]),
                 velocity=speed * np.array([np.cos(heading), np.sin(heading)]),
                 angle=float(rng.uniform(0, 2 * np.pi)),
-                spin=float(rng.uniform(-0.2, 0.2)),
+                spin=float(rng.uniform(-0.15, 0.15)),
                 radius=radius,
-                growth=float(rng.uniform(-0.04, 0.04)),
+                growth=float(rng.uniform(-0.03, 0.03)),
                 bounce=bool(rng.random() < 0.75),  # the others may leave the frame
                 wobble=float(rng.uniform(0, 0.03) * w),
                 phase=float(rng.uniform(0, 2 * np.pi)),
@@ -247,7 +247,7 @@ def _render_video(
 
 
 # Bump when the generator's output changes, so cached default datasets are regenerated.
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 
 
 @dataclass(frozen=True)

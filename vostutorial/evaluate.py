@@ -1,0 +1,288 @@
+"""Evaluation reports: YouTube-VOS (J/F, seen vs unseen) and DAVIS (J&F with recall and decay).
+
+YouTube-VOS mode scores each object on every ground-truth frame after the frame where its mask
+is given (optionally that frame too: the server's own code is not public), averages per object,
+then over the objects of seen and of unseen categories; overall is the mean of J_seen,
+J_unseen, F_seen and F_unseen. A category is unseen when no object of the train split has it.
+
+DAVIS mode follows the DAVIS 2017 semi-supervised protocol: objects 1..K from the first
+ground-truth frame, the first and last frames not scored, frames where an object is absent from
+both masks scored too (J = F = 1), and J&F-Mean weighting every object equally.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .data.davis import DavisSequences
+from .data.palette import read_mask
+from .data.ytvos import YTVOSSplit
+from .metrics import f_measure, jaccard, statistics
+
+MAX_LISTED = 10  # problems printed before "... and N more"
+
+
+def _load_pred(
+    path: Path, shape: tuple[int, int], known: set[int], allow_missing: bool
+) -> tuple[np.ndarray | None, str | None]:
+    """A prediction mask, or ``(None, problem)``; a missing file is empty with ``allow_missing``."""
+    if not path.exists():
+        if allow_missing:
+            return np.zeros(shape, np.uint8), None
+        return None, f"{path}: missing prediction"
+    try:
+        mask = read_mask(path)
+    except ValueError as exc:
+        return None, str(exc)
+    if mask.shape != shape:
+        return None, (
+            f"{path}: prediction is {mask.shape[1]}x{mask.shape[0]} (WxH), ground truth "
+            f"is {shape[1]}x{shape[0]}; write masks at the video's original size"
+        )
+    unknown = sorted(set(np.unique(mask).tolist()) - known - {0})
+    if unknown:
+        return (
+            None,
+            f"{path}: holds ids {unknown} that are not objects of this video {sorted(known)}",
+        )
+    return mask, None
+
+
+def _run(fn, jobs: list, workers: int, desc: str, progress: bool) -> list:
+    """``[fn(j) for j in jobs]`` over a process pool, with a progress bar."""
+    bar = dict(total=len(jobs), desc=desc, unit="video", disable=not progress)
+    if workers <= 1 or len(jobs) <= 1:
+        return [fn(j) for j in tqdm(jobs, **bar)]
+    with get_context("fork" if os.name == "posix" else "spawn").Pool(workers) as pool:
+        return list(tqdm(pool.imap(fn, jobs), **bar))
+
+
+def _raise_problems(problems: list[str], pred_dir: Path) -> None:
+    if problems:
+        listed = "\n  ".join(problems[:MAX_LISTED])
+        more = (
+            f"\n  ... and {len(problems) - MAX_LISTED} more" if len(problems) > MAX_LISTED else ""
+        )
+        raise ValueError(
+            f"{pred_dir}: {len(problems)} problem(s) with the predictions:\n  "
+            f"{listed}{more}\n(--allow-missing scores missing frames as empty)"
+        )
+
+
+# --- YouTube-VOS ----------------------------------------------------------------------------
+def _score_ytvos_video(job: tuple) -> tuple[list[dict], list[str], int]:
+    ds, video, pred_dir, score_first, allow_missing, seen = job
+    info = ds.videos[video]
+    gt_dir = ds.ground_truth_path(video, "x").parent
+    names = sorted(p.stem for p in gt_dir.glob("*.png"))
+    firsts = ds.first_appearances(video)
+    start = min(firsts.values()) if firsts else None
+    names = [n for n in names if start is not None and n >= start]
+    problems: list[str] = []
+    gts, preds, missing = [], [], 0
+    for n in names:
+        gt = ds.ground_truth(video, n)
+        path = pred_dir / video / f"{n}.png"
+        missing += not path.exists()
+        pred, problem = _load_pred(path, gt.shape, set(info.objects), allow_missing)
+        if problem:
+            problems.append(problem)
+        gts.append(gt)
+        preds.append(pred)
+    if problems:
+        return [], problems, missing
+    rows = []
+    for oid, first in sorted(firsts.items()):
+        idx = [i for i, n in enumerate(names) if n > first or (score_first and n == first)]
+        g = np.stack([gts[i] == oid for i in idx]) if idx else np.zeros((0, 1, 1), bool)
+        p = np.stack([preds[i] == oid for i in idx]) if idx else g
+        j, f = (jaccard(p, g), f_measure(p, g)) if idx else (np.zeros(0), np.zeros(0))
+        cat = info.objects[oid].category
+        rows.append(
+            {
+                "video": video,
+                "object": oid,
+                "category": cat,
+                "seen": seen is None or cat in seen,
+                "J": float(j.mean()) if len(j) else None,
+                "F": float(f.mean()) if len(f) else None,
+                "frames": len(idx),
+            }
+        )
+    return rows, problems, missing
+
+
+def _mean(values: list[float]) -> float | None:
+    values = [v for v in values if v is not None]
+    return float(np.mean(values)) if values else None
+
+
+def evaluate_ytvos(
+    pred_dir: str | os.PathLike,
+    root: str | os.PathLike,
+    split: str = "valid",
+    score_first: bool = False,
+    allow_missing: bool = False,
+    workers: int = 2,
+    progress: bool = True,
+) -> dict:
+    """Score predictions in the submission layout against ``root/split``; see module doc.
+
+    Returns the report: ``J_seen, J_unseen, F_seen, F_unseen, overall`` (a group without
+    objects is None and overall is the mean of the groups present), ``objects`` (one record
+    per object: video, object, category, seen, J, F, frames) and ``protocol``.
+    """
+    pred_dir = Path(pred_dir)
+    if not pred_dir.is_dir():
+        raise ValueError(f"{pred_dir}: prediction folder not found")
+    ds = YTVOSSplit(root, split)
+    train_meta = Path(root) / "train" / "meta.json"
+    seen = set(YTVOSSplit(root, "train").categories()) if train_meta.exists() else None
+    jobs = [(ds, v, pred_dir, score_first, allow_missing, seen) for v in ds.videos]
+    results = _run(_score_ytvos_video, jobs, workers, "evaluate", progress)
+    objects = [r for rows, _, _ in results for r in rows]
+    _raise_problems([p for _, probs, _ in results for p in probs], pred_dir)
+    scored = [o for o in objects if o["frames"]]
+    report: dict = {}
+    for m in ("J", "F"):
+        for group, flag in (("seen", True), ("unseen", False)):
+            report[f"{m}_{group}"] = _mean([o[m] for o in scored if o["seen"] == flag])
+    report["overall"] = _mean([report[k] for k in ("J_seen", "J_unseen", "F_seen", "F_unseen")])
+    report["objects"] = objects
+    report["protocol"] = {
+        "mode": "youtube-vos",
+        "ground_truth": str(ds.ground_truth_path("v", "f").parent.parent),
+        "first_frame_scored": score_first,
+        "missing_frames_scored_empty": sum(m for _, _, m in results) if allow_missing else 0,
+        "unseen_rule": "no object of the category in train"
+        if seen is not None
+        else "no train split found: every category counted as seen",
+    }
+    return report
+
+
+def format_ytvos(report: dict) -> str:
+    """The report as a small text table."""
+    p = report["protocol"]
+    fmt = lambda v: "   -  " if v is None else f"{v:6.3f}"  # noqa: E731
+    n = {
+        g: sum(1 for o in report["objects"] if o["seen"] == (g == "seen") and o["frames"])
+        for g in ("seen", "unseen")
+    }
+    lines = [
+        f"YouTube-VOS evaluation against {p['ground_truth']} "
+        f"(given first frame {'scored' if p['first_frame_scored'] else 'not scored'})",
+        f"{'':8} {'J':>6} {'F':>6}  objects",
+        f"{'seen':8} {fmt(report['J_seen'])} {fmt(report['F_seen'])}  {n['seen']}",
+        f"{'unseen':8} {fmt(report['J_unseen'])} {fmt(report['F_unseen'])}  {n['unseen']}",
+        f"{'overall':8} {fmt(report['overall'])}   (mean of the four)",
+    ]
+    if p["missing_frames_scored_empty"]:
+        lines.append(f"note: {p['missing_frames_scored_empty']} missing frames scored as empty")
+    return "\n".join(lines)
+
+
+# --- DAVIS ----------------------------------------------------------------------------------
+def _score_davis_sequence(job: tuple) -> tuple[list[dict], list[str]]:
+    davis, seq, pred_dir, ignore_void, allow_missing = job
+    names = davis.masks(seq)
+    gt = np.stack([davis.read_mask(seq, n) for n in names])
+    void = gt == 255 if ignore_void else None
+    gt = np.where(gt == 255, 0, gt)
+    k = int(gt[0].max())
+    scored = names[1:-1]  # DAVIS does not score the first and last frames
+    problems, preds = [], []
+    for n in scored:
+        pred, problem = _load_pred(
+            pred_dir / seq / f"{n}.png", gt.shape[1:], set(range(1, k + 1)), allow_missing
+        )
+        problems.append(problem) if problem else preds.append(pred)
+    if problems or not scored:
+        return [], problems
+    pred = np.stack(preds)
+    g_all, v = gt[1:-1], (void[1:-1] if void is not None else None)
+    rows = []
+    for oid in range(1, k + 1):
+        j = jaccard(pred == oid, g_all == oid, v)
+        f = f_measure(pred == oid, g_all == oid, void=v)
+        (jm, jr, jd), (fm, fr, fd) = statistics(j), statistics(f)
+        rows.append(
+            {
+                "sequence": seq,
+                "object": oid,
+                "J-Mean": jm,
+                "J-Recall": jr,
+                "J-Decay": jd,
+                "F-Mean": fm,
+                "F-Recall": fr,
+                "F-Decay": fd,
+                "frames": len(j),
+            }
+        )
+    return rows, problems
+
+
+def evaluate_davis(
+    pred_dir: str | os.PathLike,
+    davis_root: str | os.PathLike,
+    resolution: str = "480p",
+    ignore_void: bool = False,
+    allow_missing: bool = False,
+    workers: int = 2,
+    progress: bool = True,
+) -> dict:
+    """DAVIS semi-supervised evaluation of ``pred_dir/<sequence>/<frame>.png``.
+
+    Label 255 in the ground truth counts as background; with ``ignore_void`` those pixels are
+    left out of both masks instead, as the DAVIS 2017 toolkit does.
+    """
+    pred_dir = Path(pred_dir)
+    if not pred_dir.is_dir():
+        raise ValueError(f"{pred_dir}: prediction folder not found")
+    davis = DavisSequences(davis_root, resolution)
+    jobs = [(davis, s, pred_dir, ignore_void, allow_missing) for s in davis.sequences]
+    results = _run(_score_davis_sequence, jobs, workers, "evaluate DAVIS", progress)
+    _raise_problems([p for _, probs in results for p in probs], pred_dir)
+    objects = [r for rows, _ in results for r in rows]
+    report = {
+        key: _mean([o[key] for o in objects])
+        for key in ("J-Mean", "J-Recall", "J-Decay", "F-Mean", "F-Recall", "F-Decay")
+    }
+    report["J&F-Mean"] = (
+        None if report["J-Mean"] is None else (report["J-Mean"] + report["F-Mean"]) / 2
+    )
+    report["objects"] = objects
+    report["protocol"] = {
+        "mode": "davis",
+        "void": "ignored" if ignore_void else "background",
+        "first_and_last_frames_scored": False,
+    }
+    return report
+
+
+def format_davis(report: dict) -> str:
+    keys = ("J&F-Mean", "J-Mean", "J-Recall", "J-Decay", "F-Mean", "F-Recall", "F-Decay")
+    lines = [
+        "  ".join(f"{k:>8}" for k in keys),
+        "  ".join(f"{report[k]:8.3f}" if report[k] is not None else f"{'-':>8}" for k in keys),
+        "",
+        f"{'sequence':24} {'obj':>3} {'J-Mean':>7} {'F-Mean':>7}",
+    ]
+    for o in report["objects"]:
+        lines.append(f"{o['sequence']:24} {o['object']:>3} {o['J-Mean']:7.3f} {o['F-Mean']:7.3f}")
+    return "\n".join(lines)
+
+
+def write_json(report: dict, path: str | os.PathLike) -> None:
+    """Write a report as JSON (atomically)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(report, indent=1))
+    os.replace(tmp, path)
