@@ -140,3 +140,39 @@ def test_decay_is_finite_from_256_frames_on():
         mean, _, decay = statistics(v)
         assert np.isfinite(decay) and 0.6 < decay < 0.8
         assert mean == pytest.approx(0.5)
+
+
+def _reference_f(pred, gt, r):
+    """F on the full frame, straight from the definition (no cropping, one frame at a time)."""
+    bp, bg = boundary_map(pred), boundary_map(gt)
+    n_p, n_g = bp.sum(), bg.sum()
+    if n_p == 0 or n_g == 0:
+        return 1.0 if n_p == n_g == 0 else 0.0
+    p = (bp & _dilate(bg[None], r)[0]).sum() / n_p
+    rc = (bg & _dilate(bp[None], r)[0]).sum() / n_g
+    return 0.0 if p + rc == 0 else 2 * p * rc / (p + rc)
+
+
+def test_cropping_keeps_f_and_j_exact_on_random_masks():
+    from vostutorial.metrics import crop_to_masks
+
+    rng = np.random.default_rng(1)
+    t, h, w = 12, 50, 70
+    gt = np.zeros((t, h, w), bool)
+    pred = np.zeros_like(gt)
+    for i in range(t):
+        y, x = rng.integers(-5, h - 5), rng.integers(-5, w - 5)  # may run off any border
+        for m in (gt[i], pred[i]):
+            if rng.random() < 0.9:
+                dy, dx = rng.integers(-3, 4, 2)
+                ys, xs = max(0, y + dy), max(0, x + dx)
+                m[ys : y + dy + rng.integers(1, 15), xs : x + dx + rng.integers(1, 20)] = True
+    gt[3, -2:, -3:] = True  # the last row/column rule in play
+    pred[5, -6:, -1] = True
+    f = f_measure(pred, gt)
+    r = disk_radius((h, w))
+    for i in range(t):
+        assert f[i] == pytest.approx(_reference_f(pred[i], gt[i], r), abs=1e-12)
+    pc, gc = crop_to_masks(pred, gt)
+    assert pc.shape[1:] != (h, w)  # it did crop
+    assert np.allclose(jaccard(pc, gc), jaccard(pred, gt))

@@ -21,9 +21,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .data.davis import DavisSequences
-from .data.palette import read_mask
+from .data.palette import mask_ids, read_mask
 from .data.ytvos import YTVOSSplit
-from .metrics import f_measure, jaccard, statistics
+from .metrics import crop_to_masks, disk_radius, f_measure, jaccard, statistics
 
 MAX_LISTED = 10  # problems printed before "... and N more"
 
@@ -45,13 +45,26 @@ def _load_pred(
             f"{path}: prediction is {mask.shape[1]}x{mask.shape[0]} (WxH), ground truth "
             f"is {shape[1]}x{shape[0]}; write masks at the video's original size"
         )
-    unknown = sorted(set(np.unique(mask).tolist()) - known - {0})
+    top = int(mask.max())
+    if top and not known.issuperset(range(1, top + 1)):  # the cheap test failed: look closer
+        unknown = sorted(set(mask_ids(mask)) - known)
+    else:
+        unknown = []
     if unknown:
         return (
             None,
             f"{path}: holds ids {unknown} that are not objects of this video {sorted(known)}",
         )
     return mask, None
+
+
+def _object_scores(pred: np.ndarray, gt: np.ndarray, void: np.ndarray | None = None):
+    """Per-frame J and F of one object's ``(T, H, W)`` bool masks, cut down once for both."""
+    r = disk_radius(gt.shape[-2:])  # the tolerance comes from the full frame's diagonal
+    if void is not None:
+        pred, gt = pred & ~void, gt & ~void
+    pred, gt = crop_to_masks(pred, gt)
+    return jaccard(pred, gt), f_measure(pred, gt, bound_th=r)
 
 
 def _run(fn, jobs: list, workers: int, desc: str, progress: bool) -> list:
@@ -100,9 +113,11 @@ def _score_ytvos_video(job: tuple) -> tuple[list[dict], list[str], int]:
     rows = []
     for oid, first in sorted(firsts.items()):
         idx = [i for i, n in enumerate(names) if n > first or (score_first and n == first)]
-        g = np.stack([gts[i] == oid for i in idx]) if idx else np.zeros((0, 1, 1), bool)
-        p = np.stack([preds[i] == oid for i in idx]) if idx else g
-        j, f = (jaccard(p, g), f_measure(p, g)) if idx else (np.zeros(0), np.zeros(0))
+        if idx:
+            g = np.stack([gts[i] for i in idx]) == oid
+            j, f = _object_scores(np.stack([preds[i] for i in idx]) == oid, g)
+        else:
+            j = f = np.zeros(0)
         cat = info.objects[oid].category
         rows.append(
             {
@@ -209,8 +224,7 @@ def _score_davis_sequence(job: tuple) -> tuple[list[dict], list[str]]:
     g_all, v = gt[1:-1], (void[1:-1] if void is not None else None)
     rows = []
     for oid in range(1, k + 1):
-        j = jaccard(pred == oid, g_all == oid, v)
-        f = f_measure(pred == oid, g_all == oid, void=v)
+        j, f = _object_scores(pred == oid, g_all == oid, v)
         (jm, jr, jd), (fm, fr, fd) = statistics(j), statistics(f)
         rows.append(
             {

@@ -26,7 +26,7 @@ import numpy as np
 
 
 def _pair(pred: np.ndarray, gt: np.ndarray, void: np.ndarray | None):
-    pred, gt = np.asarray(pred).astype(bool), np.asarray(gt).astype(bool)
+    pred, gt = np.asarray(pred, dtype=bool), np.asarray(gt, dtype=bool)
     if pred.shape != gt.shape or pred.ndim not in (2, 3):
         raise ValueError(f"pred {pred.shape} and gt {gt.shape} must both be (H, W) or (T, H, W)")
     if void is not None:
@@ -42,6 +42,8 @@ def jaccard(pred: np.ndarray, gt: np.ndarray, void: np.ndarray | None = None):
     toolkit does with label 255.
     """
     pred, gt = _pair(pred, gt, void)
+    if pred.ndim == 3:
+        pred, gt = crop_to_masks(pred, gt)
     inter = (pred & gt).sum(axis=(-2, -1))
     union = (pred | gt).sum(axis=(-2, -1))
     j = np.where(union == 0, 1.0, inter / np.maximum(union, 1))
@@ -49,18 +51,18 @@ def jaccard(pred: np.ndarray, gt: np.ndarray, void: np.ndarray | None = None):
 
 
 def boundary_map(mask: np.ndarray) -> np.ndarray:
-    """One-pixel boundaries of ``(..., H, W)`` bool masks, by the DAVIS toolkit's seg2bmap rule."""
+    """One-pixel boundaries of ``(..., H, W)`` bool masks, by the DAVIS toolkit's seg2bmap rule.
+
+    A pixel is boundary where it differs from its right, lower or lower-right neighbour. On the
+    last row only the right neighbour counts, on the last column only the lower one, and the
+    bottom-right pixel is never boundary.
+    """
     seg = np.asarray(mask, dtype=bool)
-    e = np.zeros_like(seg)  # right neighbour
-    s = np.zeros_like(seg)  # lower neighbour
-    se = np.zeros_like(seg)  # lower-right neighbour
-    e[..., :, :-1] = seg[..., :, 1:]
-    s[..., :-1, :] = seg[..., 1:, :]
-    se[..., :-1, :-1] = seg[..., 1:, 1:]
-    b = (seg ^ e) | (seg ^ s) | (seg ^ se)
-    b[..., -1, :] = seg[..., -1, :] ^ e[..., -1, :]
-    b[..., :, -1] = seg[..., :, -1] ^ s[..., :, -1]
-    b[..., -1, -1] = False
+    b = np.zeros_like(seg)
+    c = seg[..., :-1, :-1]
+    b[..., :-1, :-1] = (c != seg[..., :-1, 1:]) | (c != seg[..., 1:, :-1]) | (c != seg[..., 1:, 1:])
+    b[..., -1, :-1] = seg[..., -1, :-1] != seg[..., -1, 1:]
+    b[..., :-1, -1] = seg[..., :-1, -1] != seg[..., 1:, -1]
     return b
 
 
@@ -69,21 +71,74 @@ def disk_radius(shape: tuple[int, int], bound_th: float = 0.008) -> int:
     return int(bound_th if bound_th >= 1 else math.ceil(bound_th * math.hypot(*shape)))
 
 
+def _hruns(b: np.ndarray, ks: set[int]) -> dict[int, np.ndarray]:
+    """Horizontal dilations of ``(T, H, W)`` by ``[-k, k]`` for each k, zero outside the image.
+
+    ``span[n][x]`` is the OR of ``n`` consecutive pixels from x (n a power of two, built by
+    doubling); a window of width ``2k + 1`` is the OR of two overlapping spans of the largest
+    power of two that fits. A few boolean ORs, no arithmetic.
+    """
+    w, kmax = b.shape[-1], max(ks)
+    span = {1: np.pad(b, ((0, 0), (0, 0), (kmax, kmax)))}
+    n = 1
+    while 2 * n <= 2 * kmax + 1:
+        nxt = span[n].copy()
+        nxt[..., :-n] |= span[n][..., n:]
+        span[2 * n], n = nxt, 2 * n
+    out = {}
+    for k in ks:
+        width = 2 * k + 1
+        a = 1 << (width.bit_length() - 1)  # largest power of two <= width
+        s0, s1 = kmax - k, kmax - k + width - a
+        out[k] = span[a][..., s0 : s0 + w] | span[a][..., s1 : s1 + w]
+    return out
+
+
 def _dilate(b: np.ndarray, r: int) -> np.ndarray:
-    """Binary dilation of ``(T, H, W)`` by the digital disk dx^2 + dy^2 <= r^2 (zero outside)."""
-    t, h, w = b.shape
-    half = {dy: math.isqrt(r * r - dy * dy) for dy in range(r + 1)}  # run half-width per row
-    runs = {}
-    for k in sorted(set(half.values())):  # horizontal dilation by [-k, k] via a cumulative sum
-        c = np.zeros((t, h, w + 2 * k + 1), np.int32)
-        np.cumsum(np.pad(b, ((0, 0), (0, 0), (k, k))), axis=2, out=c[:, :, 1:])
-        runs[k] = (c[:, :, 2 * k + 1 :] - c[:, :, :w]) > 0
+    """Binary dilation of ``(T, H, W)`` by the digital disk dx^2 + dy^2 <= r^2 (zero outside):
+    the union over rows dy of horizontal runs of half-width isqrt(r^2 - dy^2)."""
+    h = b.shape[1]
+    half = {dy: math.isqrt(r * r - dy * dy) for dy in range(r + 1)}
+    runs = _hruns(b, set(half.values()))
     out = runs[half[0]].copy()
     for dy in range(1, min(r, h - 1) + 1):
         row = runs[half[dy]]
         out[:, dy:] |= row[:, :-dy]  # a run centred dy rows above
         out[:, :-dy] |= row[:, dy:]  # and dy rows below
     return out
+
+
+def crop_to_masks(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Cut ``(T, H, W)`` mask pairs down to one window per frame that keeps J and F unchanged.
+
+    Each frame's window holds the bounding box of both masks plus a one-pixel margin (or
+    reaches the image border), so boundaries and their last-row/column rule are exactly as in
+    the full frame. All windows share one size, so the result stays one ``(T, h, w)`` array.
+    """
+    t, h, w = pred.shape
+    both = pred | gt
+    rows = both.any(axis=2)  # (T, H)
+    has = rows.any(axis=1)
+    if not has.any():
+        return pred[:, :1, :1], gt[:, :1, :1]
+    band = np.flatnonzero(rows.any(axis=0))  # columns need only the rows any frame uses
+    cols = both[:, band[0] : band[-1] + 1].any(axis=1)  # (T, W)
+    top = np.where(has, rows.argmax(axis=1), 0)
+    bottom = np.where(has, h - 1 - rows[:, ::-1].argmax(axis=1), 0)
+    left = np.where(has, cols.argmax(axis=1), 0)
+    right = np.where(has, w - 1 - cols[:, ::-1].argmax(axis=1), 0)
+    hw = min(h, int((bottom - top).max()) + 3)  # box + 1 pixel above and below
+    ww = min(w, int((right - left).max()) + 3)
+    if hw * ww > 0.6 * h * w:  # the windows would save little: skip the gather
+        return pred, gt
+    y0 = np.clip(top - 1, 0, h - hw)
+    x0 = np.clip(left - 1, 0, w - ww)
+    ty = (
+        np.arange(t)[:, None, None],
+        y0[:, None, None] + np.arange(hw)[None, :, None],
+        x0[:, None, None] + np.arange(ww)[None, None, :],
+    )
+    return pred[ty], gt[ty]
 
 
 def f_measure(
@@ -94,7 +149,8 @@ def f_measure(
     single = pred.ndim == 2
     if single:
         pred, gt = pred[None], gt[None]
-    r = disk_radius(pred.shape[-2:], bound_th)
+    r = disk_radius(pred.shape[-2:], bound_th)  # from the full frame's diagonal
+    pred, gt = crop_to_masks(pred, gt)
     bp, bg = boundary_map(pred), boundary_map(gt)
     n_p, n_g = bp.sum(axis=(1, 2)), bg.sum(axis=(1, 2))
     match_p = np.zeros(len(pred), np.int64)

@@ -84,6 +84,12 @@ def read_mask(path: str | os.PathLike, require_palette: bool = False) -> np.ndar
     )
 
 
+def mask_ids(mask: np.ndarray) -> list[int]:
+    """The non-zero ids present in a uint8 mask (a histogram: much faster than np.unique)."""
+    counts = np.bincount(np.asarray(mask, dtype=np.uint8).ravel(), minlength=256)
+    return (np.flatnonzero(counts[1:]) + 1).tolist()
+
+
 def write_mask(path: str | os.PathLike, mask: np.ndarray) -> None:
     """Write an ``(H, W)`` array of object ids (0..255) as a palette PNG with the DAVIS palette.
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .palette import read_image, read_mask
+from .palette import mask_ids, read_image, read_mask
 
 
 @dataclass
@@ -172,7 +172,7 @@ class YTVOSSplit:
                 f"{shape[1]}x{shape[0]}; masks must have their frame's size"
             )
         known = set(self.videos[video].objects)
-        unknown = sorted(set(np.unique(mask).tolist()) - {0} - known)
+        unknown = sorted(set(mask_ids(mask)) - known)
         if unknown:
             raise ValueError(
                 f"{path}: holds object ids {unknown} that meta.json does not list for video "
