@@ -167,8 +167,9 @@ def test_cropping_keeps_f_and_j_exact_on_random_masks():
                 dy, dx = rng.integers(-3, 4, 2)
                 ys, xs = max(0, y + dy), max(0, x + dx)
                 m[ys : y + dy + rng.integers(1, 15), xs : x + dx + rng.integers(1, 20)] = True
-    gt[3, -2:, -3:] = True  # the last row/column rule in play
-    pred[5, -6:, -1] = True
+    gt[3], pred[3] = False, False  # the last row/column rule in play
+    gt[3, -4:, -5:] = True
+    pred[3, -6:, -1] = True
     f = f_measure(pred, gt)
     r = disk_radius((h, w))
     for i in range(t):
