@@ -3,7 +3,14 @@
 import numpy as np
 import pytest
 
-from vostutorial.metrics import _dilate, boundary_map, disk_radius, f_measure, jaccard, statistics
+from vostutorial.metrics import (
+    dilate_disk,
+    boundary_map,
+    disk_radius,
+    f_measure,
+    jaccard,
+    statistics,
+)
 
 
 def _square(h, w, rows, cols):
@@ -80,7 +87,7 @@ def test_empty_masks():
 def test_digital_disk_matches_the_toolkits():
     b = np.zeros((1, 15, 15), bool)
     b[0, 7, 7] = True
-    d = _dilate(b, 3)[0]
+    d = dilate_disk(b, 3)[0]
     yy, xx = np.mgrid[-7:8, -7:8]
     assert np.array_equal(d, yy**2 + xx**2 <= 9)
     assert d.sum() == 29  # skimage.morphology.disk(3).sum()
@@ -148,8 +155,8 @@ def _reference_f(pred, gt, r):
     n_p, n_g = bp.sum(), bg.sum()
     if n_p == 0 or n_g == 0:
         return 1.0 if n_p == n_g == 0 else 0.0
-    p = (bp & _dilate(bg[None], r)[0]).sum() / n_p
-    rc = (bg & _dilate(bp[None], r)[0]).sum() / n_g
+    p = (bp & dilate_disk(bg[None], r)[0]).sum() / n_p
+    rc = (bg & dilate_disk(bp[None], r)[0]).sum() / n_g
     return 0.0 if p + rc == 0 else 2 * p * rc / (p + rc)
 
 

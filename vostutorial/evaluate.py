@@ -300,3 +300,29 @@ def write_json(report: dict, path: str | os.PathLike) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(report, indent=1))
     os.replace(tmp, path)
+
+
+# --- reference numbers ----------------------------------------------------------------------
+# S2S on the YouTube-VOS (2018) validation set, as reported by Xu et al. (the YouTube-VOS
+# papers, arXiv 1809.00461 / 1809.03327), and the course project this kit grew out of.
+REFERENCE_RESULTS = {
+    "S2S paper, without online learning": {
+        "J_seen": 0.667, "J_unseen": 0.482, "F_seen": 0.655, "F_unseen": 0.503},
+    "S2S paper, with online learning": {
+        "J_seen": 0.710, "J_unseen": 0.555, "F_seen": 0.700, "F_unseen": 0.612},
+    "seed course project": {
+        "J_seen": 0.466, "J_unseen": 0.208, "F_seen": 0.498, "F_unseen": 0.397, "overall": 0.321},
+}  # fmt: skip
+
+
+def markdown_table(reports: dict[str, dict]) -> str:
+    """``{name: report}`` as a Markdown table of overall, J and F seen/unseen."""
+    keys = ("overall", "J_seen", "J_unseen", "F_seen", "F_unseen")
+    lines = ["| | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
+    for name, r in reports.items():
+        r = dict(r)
+        if r.get("overall") is None:
+            r["overall"] = _mean([r.get(k) for k in keys[1:]])
+        cells = [f"{r[k]:.3f}" if r.get(k) is not None else "-" for k in keys]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -94,7 +94,7 @@ def _hruns(b: np.ndarray, ks: set[int]) -> dict[int, np.ndarray]:
     return out
 
 
-def _dilate(b: np.ndarray, r: int) -> np.ndarray:
+def dilate_disk(b: np.ndarray, r: int) -> np.ndarray:
     """Binary dilation of ``(T, H, W)`` by the digital disk dx^2 + dy^2 <= r^2 (zero outside):
     the union over rows dy of horizontal runs of half-width isqrt(r^2 - dy^2)."""
     h = b.shape[1]
@@ -141,10 +141,13 @@ def crop_to_masks(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndar
     return pred[ty], gt[ty]
 
 
-def f_measure(
+def precision_recall(
     pred: np.ndarray, gt: np.ndarray, bound_th: float = 0.008, void: np.ndarray | None = None
-):
-    """Contour accuracy F per frame, as the DAVIS 2017 toolkit computes it (see module doc)."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """Boundary precision and recall per frame (the two halves of F; see module doc).
+
+    Takes ``(H, W)`` or ``(T, H, W)`` masks and returns floats or length-T arrays.
+    """
     pred, gt = _pair(pred, gt, void)
     single = pred.ndim == 2
     if single:
@@ -157,22 +160,27 @@ def f_measure(
     match_g = np.zeros(len(pred), np.int64)
     both = (n_p > 0) & (n_g > 0)
     if both.any():
-        # Only boundary pixels are ever counted, and a match needs both boundaries: the
-        # bounding box of all boundary pixels holds every pixel that matters.
         idx = np.flatnonzero(both)
-        anyb = (bp[idx] | bg[idx]).any(axis=0)
-        ys, xs = np.flatnonzero(anyb.any(1)), np.flatnonzero(anyb.any(0))
-        crop = (idx, slice(ys[0], ys[-1] + 1), slice(xs[0], xs[-1] + 1))
-        cp, cg = bp[crop], bg[crop]
-        match_p[idx] = (cp & _dilate(cg, r)).sum(axis=(1, 2))
-        match_g[idx] = (cg & _dilate(cp, r)).sum(axis=(1, 2))
+        match_p[idx] = (bp[idx] & dilate_disk(bg[idx], r)).sum(axis=(1, 2))
+        match_g[idx] = (bg[idx] & dilate_disk(bp[idx], r)).sum(axis=(1, 2))
+    # empty boundaries, as the toolkit defines them: both empty P = R = 1, one empty 0/1
     precision = np.where(n_p > 0, match_p / np.maximum(n_p, 1), 1.0)
     recall = np.where(n_g > 0, match_g / np.maximum(n_g, 1), 1.0)
     precision = np.where((n_p > 0) & (n_g == 0), 0.0, precision)
     recall = np.where((n_p == 0) & (n_g > 0), 0.0, recall)
+    if single:
+        return float(precision[0]), float(recall[0])
+    return precision, recall
+
+
+def f_measure(
+    pred: np.ndarray, gt: np.ndarray, bound_th: float = 0.008, void: np.ndarray | None = None
+):
+    """Contour accuracy F per frame, as the DAVIS 2017 toolkit computes it (see module doc)."""
+    precision, recall = (np.asarray(x) for x in precision_recall(pred, gt, bound_th, void))
     total = precision + recall
     f = np.where(total > 0, 2 * precision * recall / np.where(total > 0, total, 1), 0.0)
-    return float(f[0]) if single else f
+    return float(f) if f.ndim == 0 else f
 
 
 def statistics(values: np.ndarray, n_bins: int = 4) -> tuple[float, float, float]:

@@ -174,3 +174,19 @@ class VideoViewer:
         from IPython.display import display
 
         display(self.widget)
+
+
+def boundary_picture(pred: np.ndarray, gt: np.ndarray, bound_th: float = 0.008) -> np.ndarray:
+    """How F sees a prediction: ``(H, W, 3)`` uint8 with the truth's tolerance band in grey, the
+    true boundary in black, and predicted boundary pixels green where matched, red where not."""
+    from .metrics import boundary_map, dilate_disk, disk_radius
+
+    r = disk_radius(gt.shape, bound_th)
+    bp, bg = boundary_map(pred), boundary_map(gt)
+    band = dilate_disk(bg[None], r)[0]
+    img = np.full((*gt.shape, 3), 255, np.uint8)
+    img[band] = (205, 205, 205)
+    img[bg] = (0, 0, 0)
+    img[bp & band] = (0, 170, 0)
+    img[bp & ~band] = (220, 0, 0)
+    return img
