@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from vostutorial.metrics import (
-    dilate_disk,
     boundary_map,
+    dilate_disk,
     disk_radius,
     f_measure,
     jaccard,
