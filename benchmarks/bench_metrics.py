@@ -42,9 +42,22 @@ def peer_python() -> Path:
     if not py.exists():
         print(f"installing vos-benchmark into {PEER} (once) ...", flush=True)
         subprocess.run([sys.executable, "-m", "venv", str(PEER)], check=True)
-        subprocess.run([str(py), "-m", "pip", "install", "--quiet", "vos-benchmark",
-                        "opencv-python-headless", "scikit-image", "numpy", "pillow", "tqdm"],
-                       check=True)
+        subprocess.run(
+            [
+                str(py),
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "vos-benchmark",
+                "opencv-python-headless",
+                "scikit-image",
+                "numpy",
+                "pillow",
+                "tqdm",
+            ],
+            check=True,
+        )
     return py
 
 
@@ -89,23 +102,33 @@ def main() -> None:
         root = Path(tmp)
         t0 = time.perf_counter()
         make_masks(root, a.videos, a.frames, h, w)
-        print(f"wrote {a.videos} videos x {a.frames} frames at {h}x{w} "
-              f"({time.perf_counter() - t0:.1f} s)")
+        print(
+            f"wrote {a.videos} videos x {a.frames} frames at {h}x{w} "
+            f"({time.perf_counter() - t0:.1f} s)"
+        )
         # peer first, then ours, then peer again: the faster of two runs each (warm file cache)
         peer_runs, ours_runs = [], []
         for _ in range(2):
-            r = subprocess.run([str(py), "-c", PEER_RUN, str(root / "Annotations/480p"),
-                                str(root / "pred")], capture_output=True, text=True, check=True)
+            r = subprocess.run(
+                [str(py), "-c", PEER_RUN, str(root / "Annotations/480p"), str(root / "pred")],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             peer = json.loads(r.stdout.strip().splitlines()[-1])
             peer_runs.append(peer["seconds"])
             (root / "pred" / "results.csv").unlink(missing_ok=True)
             t0 = time.perf_counter()
             ours = evaluate_davis(root / "pred", root, workers=2, progress=False)
             ours_runs.append(time.perf_counter() - t0)
-    dj = max(abs(o["J-Mean"] - peer["objects"][f"{o['sequence']}/{o['object']}"][0])
-             for o in ours["objects"])
-    df = max(abs(o["F-Mean"] - peer["objects"][f"{o['sequence']}/{o['object']}"][1])
-             for o in ours["objects"])
+    dj = max(
+        abs(o["J-Mean"] - peer["objects"][f"{o['sequence']}/{o['object']}"][0])
+        for o in ours["objects"]
+    )
+    df = max(
+        abs(o["F-Mean"] - peer["objects"][f"{o['sequence']}/{o['object']}"][1])
+        for o in ours["objects"]
+    )
     t_peer, t_ours = min(peer_runs), min(ours_runs)
     print(f"objects scored: {len(ours['objects'])} (vos-benchmark: {len(peer['objects'])})")
     print(f"vos-benchmark (2 processes): {t_peer:7.2f} s")

@@ -120,6 +120,14 @@ def cmd_baseline(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_model_summary(a: argparse.Namespace) -> int:
+    from .models import build_model
+    from .models.summary import summary
+
+    print(summary(build_model(a.config)))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vostutorial", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -164,6 +172,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_baseline)
+
+    p = sub.add_parser("model-summary", help="parameters and multiply-adds of a model config")
+    p.add_argument("--config", default="tiny", help="paper or tiny")
+    p.set_defaults(func=cmd_model_summary)
 
     p = sub.add_parser("demo", help="the main job on the built-in synthetic dataset")
     p.add_argument("--data", type=Path, default=None, help="dataset root (default: built-in)")

@@ -1,0 +1,161 @@
+import pytest
+import torch
+from torch import nn
+
+from vostutorial.cli import main
+from vostutorial.models import CONFIGS, ConvLSTM, ConvLSTMCell, build_model
+from vostutorial.models.summary import count_macs
+
+
+def test_convlstm_with_1x1_kernels_on_1x1_maps_is_an_lstm():
+    torch.manual_seed(0)
+    n_in, n_h, t, b = 3, 5, 7, 2
+    lstm = nn.LSTM(n_in, n_h, batch_first=True)
+    conv = ConvLSTM(n_in, n_h, kernel_size=1)
+    with torch.no_grad():  # nn.LSTM keeps input and hidden weights apart; the cell fuses them
+        w = torch.cat([lstm.weight_ih_l0, lstm.weight_hh_l0], dim=1)
+        conv.cell.gates.weight.copy_(w[:, :, None, None])
+        conv.cell.gates.bias.copy_(lstm.bias_ih_l0 + lstm.bias_hh_l0)
+    x = torch.randn(b, t, n_in)
+    h0, c0 = torch.randn(1, b, n_h), torch.randn(1, b, n_h)
+    ref, (hn, cn) = lstm(x, (h0, c0))
+    out, (h, c) = conv(x[..., None, None], (h0[0, :, :, None, None], c0[0, :, :, None, None]))
+    torch.testing.assert_close(out[..., 0, 0], ref)
+    torch.testing.assert_close(h[..., 0, 0], hn[0])
+    torch.testing.assert_close(c[..., 0, 0], cn[0])
+
+
+def test_convlstm_gradcheck_float64():
+    torch.manual_seed(0)
+    cell = ConvLSTMCell(2, 3, kernel_size=3).double()
+    x = torch.randn(1, 2, 4, 5, dtype=torch.float64, requires_grad=True)
+    h = torch.randn(1, 3, 4, 5, dtype=torch.float64, requires_grad=True)
+    c = torch.randn(1, 3, 4, 5, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda x, h, c: cell(x, (h, c)), (x, h, c))
+
+
+def _gated_cell(forget: float, write: float) -> ConvLSTMCell:
+    cell = ConvLSTMCell(1, 2, kernel_size=3)
+    with torch.no_grad():
+        cell.gates.weight.zero_()
+        cell.gates.bias.copy_(torch.tensor([write] * 2 + [forget] * 2 + [0.0] * 2 + [0.0] * 2))
+    return cell
+
+
+def test_forget_gate_biased_open_keeps_the_cell_state():
+    c0 = torch.randn(1, 2, 4, 4)
+    x = torch.randn(1, 1, 4, 4)
+    keep, lose = _gated_cell(forget=10.0, write=-10.0), _gated_cell(forget=-3.0, write=-10.0)
+    sk = sl = (torch.zeros_like(c0), c0)
+    for _ in range(50):
+        sk, sl = keep(x, sk), lose(x, sl)
+    torch.testing.assert_close(sk[1], c0, atol=5e-3, rtol=5e-3)  # sigmoid(10)^50 = 0.998
+    assert sl[1].abs().max() < 1e-30  # sigmoid(-3)^50
+    # h = o * tanh(c): with o = sigmoid(0) = 1/2 the memory stays readable
+    torch.testing.assert_close(sk[0], 0.5 * torch.tanh(c0), atol=5e-3, rtol=5e-3)
+
+
+def test_default_forget_bias_starts_open():
+    cell = ConvLSTMCell(4, 8, forget_bias=1.0)
+    b = cell.gates.bias.detach().view(4, 8)
+    assert b[1].mean() > b[0].mean() + 0.5  # forget slice shifted by +1 at initialisation
+    gates = cell.gate_values(torch.zeros(1, 4, 3, 3), cell.zero_state(torch.zeros(1, 4, 3, 3)))
+    assert set(gates) == {"i", "f", "g", "o"} and gates["f"].mean() > 0.6
+
+
+def test_tiny_config_is_small_and_shapes_flow():
+    model = build_model("tiny")
+    assert sum(p.numel() for p in model.parameters()) < 2_000_000
+    frames, mask = torch.rand(2, 4, 3, 64, 96), (torch.rand(2, 1, 64, 96) > 0.5).float()
+    out = model(frames, mask)
+    assert out.shape == (2, 4, 1, 64, 96)
+    assert model.encode(frames).shape == (2, 4, 64, 2, 3)  # 1/32 resolution, 64 channels
+    other = model(frames, 1 - mask)  # the initial state carries the object: masks matter
+    # with He initialisation the mask's signal reaches the output from scratch (PyTorch's
+    # default init shrinks it below 1e-6 through the deep decoder)
+    assert (out - other).abs().max() > 1e-3
+
+
+def test_paper_config_uses_torchvision_vgg16():
+    import torchvision
+
+    model = build_model("paper")
+    ref = torchvision.models.vgg16(weights=None).features
+    assert [type(m) for m in model.encoder] == [type(m) for m in ref]
+    assert {k: v.shape for k, v in model.encoder.state_dict().items()} == {
+        k: v.shape for k, v in ref.state_dict().items()
+    }
+    assert model.initializer[0].in_channels == 4
+    assert model.lstm.hidden_channels == 512 and model.lstm.gates.kernel_size == (3, 3)
+    ups = [m for m in model.decoder if isinstance(m, nn.ConvTranspose2d)]
+    assert len(ups) == 5 and all(m.kernel_size == (5, 5) for m in ups)
+    with torch.no_grad():
+        out = model(torch.rand(1, 2, 3, 64, 64), torch.ones(1, 1, 64, 64))
+    assert out.shape == (1, 2, 1, 64, 64)
+    assert CONFIGS["paper"].input_size == (256, 448)
+
+
+def test_objects_of_one_video_share_the_encoding():
+    torch.manual_seed(0)
+    model = build_model("tiny").eval()
+    frames = torch.rand(1, 3, 3, 64, 96)
+    masks = (torch.rand(3, 1, 64, 96) > 0.5).float()
+    with torch.no_grad():
+        together = model(frames, masks)
+        alone = torch.cat([model(frames, m[None]) for m in masks])
+    torch.testing.assert_close(together, alone, atol=1e-5, rtol=1e-4)
+
+
+def test_bad_sizes_are_clear_errors():
+    model = build_model("tiny")
+    with pytest.raises(ValueError, match="multiple of 32"):
+        model(torch.rand(1, 2, 3, 50, 96), torch.ones(1, 1, 50, 96))
+    with pytest.raises(ValueError, match="2 clips but 3 masks"):
+        model(torch.rand(2, 2, 3, 64, 96), torch.ones(3, 1, 64, 96))
+    with pytest.raises(ValueError, match="unknown model config 'huge'"):
+        build_model("huge")
+
+
+def test_pretrained_weights_from_a_local_file(tmp_path):
+    import torchvision
+
+    vgg = torchvision.models.vgg16(weights=None)
+    path = tmp_path / "vgg16.pth"
+    torch.save(vgg.state_dict(), path)
+    model = build_model("paper", pretrained=path)
+    torch.testing.assert_close(model.encoder[28].weight, vgg.features[28].weight)
+    w0 = model.initializer[0].weight
+    torch.testing.assert_close(w0[:, :3], vgg.features[0].weight)
+    assert w0[:, 3].abs().max() == 0  # the mask channel starts at zero
+    with pytest.raises(ValueError, match="nothere.pth: pretrained weights file not found"):
+        build_model("paper", pretrained=tmp_path / "nothere.pth")
+    with pytest.raises(ValueError, match="VGG16 widths"):
+        build_model("tiny", pretrained=path)
+    (tmp_path / "junk.pth").write_bytes(b"junk")
+    with pytest.raises(ValueError, match="junk.pth: not a readable torch state dict"):
+        build_model("paper", pretrained=tmp_path / "junk.pth")
+
+
+def test_mac_counting_by_hand():
+    conv = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1))
+    assert count_macs(conv, torch.zeros(1, 3, 10, 10)) == {"0": 8 * 10 * 10 * 3 * 9}
+    up = nn.Sequential(nn.ConvTranspose2d(4, 8, 5, stride=2, padding=2, output_padding=1))
+    assert count_macs(up, torch.zeros(1, 4, 5, 5)) == {"0": 4 * 25 * 8 * 25}
+
+
+def test_model_summary_cli(capsys):
+    assert main(["model-summary", "--config", "tiny"]) == 0
+    out = capsys.readouterr().out
+    assert "1,471,953" in out and "GMACs per frame" in out and "once per object" in out
+
+
+def test_receptive_field_and_shape_trace():
+    from vostutorial.models.summary import receptive_field, trace_shapes
+
+    assert receptive_field(build_model("paper").encoder)[-1][1:] == (212, 32)  # VGG16 at pool5
+    model = build_model("tiny")
+    shapes = dict(trace_shapes(model, torch.rand(2, 3, 3, 64, 96), torch.rand(2, 1, 64, 96)))
+    assert shapes["encoder stage 5 (pool)"] == (6, 128, 2, 3)  # B*T frames at 1/32
+    assert shapes["init_h (1x1 conv)"] == (2, 64, 2, 3)  # one state per clip
+    assert shapes["decoder up 5"] == (6, 16, 64, 96)
+    assert shapes["model output"] == (2, 3, 1, 64, 96)

@@ -1,0 +1,225 @@
+"""The sequence-to-sequence VOS network of Xu et al. (ECCV 2018).
+
+::
+
+    first frame + its object mask --Initializer (VGG16, 4 channels) + 1x1 convs--> (h0, c0)
+    frame t --Encoder (VGG16 conv layers + 1x1 conv)--> x_t        (B, 512, H/32, W/32)
+    (h_t, c_t) = ConvLSTM(x_t, (h_{t-1}, c_{t-1}))                 512 channels, 3x3 kernels
+    h_t --Decoder (5 x [5x5 transposed conv, stride 2] + 5x5 conv)--> logits (B, 1, H, W)
+
+Frames are RGB in [0, 1]; the model normalises them with ImageNet statistics itself, so that
+ImageNet weights (an option: a local file, never a download) fit. Configurations live in
+`CONFIGS`: ``paper`` is the above at 256x448, ``tiny`` keeps every part and the data flow with
+narrow layers so that it trains on two CPU cores in minutes.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+import torchvision
+from torch import Tensor, nn
+
+from .convlstm import ConvLSTMCell, State
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+VGG16_WIDTHS = (64, 128, 256, 512, 512)
+VGG16_CONVS = (2, 2, 3, 3, 3)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything that shapes the network (training settings live in the trainer's config)."""
+
+    name: str
+    input_size: tuple[int, int]  # H, W the model is trained at
+    widths: tuple[int, ...] = VGG16_WIDTHS  # VGG stage widths (each stage ends in a 2x pool)
+    convs: tuple[int, ...] = VGG16_CONVS  # 3x3 convolutions per stage
+    hidden: int = 512  # ConvLSTM channels
+    lstm_kernel: int = 3
+    decoder: tuple[int, ...] = (512, 256, 128, 64, 64)  # widths of the 5 upsampling stages
+    decoder_kernel: int = 5
+
+    @property
+    def is_vgg16(self) -> bool:
+        return self.widths == VGG16_WIDTHS and self.convs == VGG16_CONVS
+
+
+CONFIGS: dict[str, ModelConfig] = {
+    "paper": ModelConfig("paper", (256, 448)),
+    "tiny": ModelConfig(
+        "tiny",
+        (128, 224),
+        widths=(16, 32, 64, 96, 128),
+        convs=(1, 1, 2, 2, 2),
+        hidden=64,
+        decoder=(64, 48, 32, 16, 16),
+    ),
+}
+
+
+def vgg_features(
+    widths: tuple[int, ...], convs: tuple[int, ...], in_channels: int = 3
+) -> nn.Sequential:
+    """VGG-style conv layers: per stage ``convs[i]`` x (3x3 conv + ReLU), then a 2x max-pool.
+
+    With VGG16's widths and counts this is exactly torchvision's ``vgg16().features`` (same
+    layers, same indices), so its ImageNet weights load as they are.
+    """
+    if tuple(widths) == VGG16_WIDTHS and tuple(convs) == VGG16_CONVS and in_channels == 3:
+        return torchvision.models.vgg16(weights=None).features  # never downloads: weights=None
+    layers: list[nn.Module] = []
+    c = in_channels
+    for width, n in zip(widths, convs, strict=True):
+        for _ in range(n):
+            layers += [nn.Conv2d(c, width, 3, padding=1), nn.ReLU(inplace=True)]
+            c = width
+        layers.append(nn.MaxPool2d(2, 2))
+    return nn.Sequential(*layers)
+
+
+class S2S(nn.Module):
+    """The S2S network. ``model(frames, first_mask) -> logits``:
+
+    - ``frames``: ``(B, T, 3, H, W)`` RGB in [0, 1], H and W multiples of 32
+    - ``first_mask``: ``(K, 1, H, W)`` the object's mask on frame 0; K = B, or B = 1 and K
+      objects of one video, whose frames are then encoded once and shared
+    - returns logits ``(K, T, 1, H, W)``, one map per frame, the first included
+    """
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        feat = cfg.widths[-1]
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        self.encoder = vgg_features(cfg.widths, cfg.convs, 3)
+        self.encoder_out = nn.Sequential(nn.Conv2d(feat, cfg.hidden, 1), nn.ReLU(inplace=True))
+        self.initializer = vgg_features(cfg.widths, cfg.convs, 4)
+        self.init_h = nn.Conv2d(feat, cfg.hidden, 1)
+        self.init_c = nn.Conv2d(feat, cfg.hidden, 1)
+        self.lstm = ConvLSTMCell(cfg.hidden, cfg.hidden, cfg.lstm_kernel)
+        layers: list[nn.Module] = []
+        c, k = cfg.hidden, cfg.decoder_kernel
+        for width in cfg.decoder:  # each stage doubles the resolution: 1/32 -> 1/1
+            layers += [
+                nn.ConvTranspose2d(c, width, k, stride=2, padding=k // 2, output_padding=1),
+                nn.ReLU(inplace=True),
+            ]
+            c = width
+        layers.append(nn.Conv2d(c, 1, k, padding=k // 2))
+        self.decoder = nn.Sequential(*layers)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        # He initialisation for the ReLU stacks, as torchvision's VGG does: PyTorch's default
+        # shrinks the signal layer by layer, and from scratch the masks would barely reach the
+        # output. The ConvLSTM keeps its default and its open forget gate.
+        for part in (self.encoder, self.encoder_out, self.initializer, self.decoder):
+            for m in part.modules():
+                if isinstance(m, nn.Conv2d | nn.ConvTranspose2d):
+                    nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                    nn.init.zeros_(m.bias)
+
+    def _normalise(self, x: Tensor) -> Tensor:
+        x = (x - self.mean) / self.std
+        # follow the weights' memory layout: channels-last convolutions are ~1.5x faster on CPU
+        if self.encoder[0].weight.is_contiguous(memory_format=torch.channels_last):
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def encode(self, frames: Tensor) -> Tensor:
+        """``(B, T, 3, H, W)`` -> ``(B, T, C, H/32, W/32)``, all frames in one batch."""
+        b, t = frames.shape[:2]
+        x = self.encoder_out(self.encoder(self._normalise(frames.flatten(0, 1))))
+        return x.view(b, t, *x.shape[1:])
+
+    def initial_state(self, frame: Tensor, mask: Tensor) -> State:
+        """``(h0, c0)`` from a frame ``(K, 3, H, W)`` and the object's mask ``(K, 1, H, W)``."""
+        x = self.initializer(torch.cat([self._normalise(frame), mask], dim=1))
+        return self.init_h(x), self.init_c(x)
+
+    def decode(self, h: Tensor) -> Tensor:
+        """Hidden states ``(N, C, H/32, W/32)`` -> logits ``(N, 1, H, W)``."""
+        return self.decoder(h)
+
+    def forward(self, frames: Tensor, first_mask: Tensor) -> Tensor:
+        b, t, _, hgt, wid = frames.shape
+        k = first_mask.shape[0]
+        if hgt % 32 or wid % 32:
+            raise ValueError(f"frame size {hgt}x{wid} must be a multiple of 32 (five 2x pools)")
+        if b != k and b != 1:
+            raise ValueError(f"{b} clips but {k} masks: give one mask per clip, or one clip")
+        feats = self.encode(frames)
+        if b == 1 and k > 1:  # K objects of one video: encode once, share
+            feats = feats.expand(k, *feats.shape[1:])
+        first = frames[:, 0].expand(k, *frames.shape[2:]) if b == 1 else frames[:, 0]
+        state = self.initial_state(first, first_mask)
+        hs = []
+        for i in range(t):
+            state = self.lstm(feats[:, i], state)
+            hs.append(state[0])
+        logits = self.decode(torch.stack(hs, dim=1).flatten(0, 1))
+        return logits.view(k, t, 1, hgt, wid)
+
+
+def build_model(
+    config: str | ModelConfig = "tiny",
+    pretrained: str | os.PathLike | None = None,
+    channels_last: bool = True,
+    **overrides,
+) -> S2S:
+    """A model from the registry (``"paper"``, ``"tiny"``) or a `ModelConfig`.
+
+    ``pretrained`` is a local file of torchvision VGG16 ImageNet weights (``vgg16-*.pth``, a
+    state dict of the whole VGG16 or of its ``features``); it initialises the encoder and the
+    initializer (whose mask channel starts at zero). Nothing is ever downloaded.
+    ``channels_last`` stores the weights NHWC, which oneDNN runs fastest on CPUs and tensor
+    cores on GPUs; results are the same.
+    """
+    if isinstance(config, str):
+        if config not in CONFIGS:
+            raise ValueError(f"unknown model config {config!r}; choose from {sorted(CONFIGS)}")
+        config = CONFIGS[config]
+    model = S2S(replace(config, **overrides) if overrides else config)
+    if pretrained is not None:
+        load_vgg16_weights(model, pretrained)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+def load_vgg16_weights(model: S2S, path: str | os.PathLike) -> None:
+    """Copy ImageNet VGG16 conv weights from a local file into encoder and initializer."""
+    path = Path(path)
+    if not model.cfg.is_vgg16:
+        raise ValueError(
+            f"{path}: VGG16 weights need VGG16 widths; config {model.cfg.name!r} "
+            "has its own (use --config paper)"
+        )
+    if not path.exists():
+        raise ValueError(
+            f"{path}: pretrained weights file not found (download torchvision's "
+            "vgg16 ImageNet weights yourself and point to the file)"
+        )
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many kinds here; all mean "not a weights file"
+        raise ValueError(f"{path}: not a readable torch state dict ({exc})") from None
+    state = {
+        k.removeprefix("features."): v
+        for k, v in state.items()
+        if k.startswith("features.") or k[0].isdigit()
+    }
+    own = model.encoder.state_dict()
+    if set(own) - set(state):
+        raise ValueError(f"{path}: missing VGG16 conv weights {sorted(set(own) - set(state))[:4]}")
+    model.encoder.load_state_dict({k: state[k] for k in own})
+    init = {k: state[k].clone() for k in own}
+    w = init["0.weight"]  # (64, 3, 3, 3) -> (64, 4, 3, 3): the mask channel starts at zero
+    init["0.weight"] = torch.cat([w, torch.zeros_like(w[:, :1])], dim=1)
+    model.initializer.load_state_dict(init)
