@@ -173,6 +173,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_baseline)
 
+    from .train import build_parser as train_parser
+    from .train import run as run_train
+
+    p = train_parser(sub.add_parser("train", help="train the S2S model"))
+    p.set_defaults(func=run_train)
+
     p = sub.add_parser("model-summary", help="parameters and multiply-adds of a model config")
     p.add_argument("--config", default="tiny", help="paper or tiny")
     p.set_defaults(func=cmd_model_summary)

@@ -1,0 +1,206 @@
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from vostutorial.checkpoint import export_model, load_checkpoint, load_model
+from vostutorial.losses import balanced_bce, bce
+from vostutorial.models import build_model
+from vostutorial.train import StepSampler, TrainConfig, load_config, lr_factor
+
+SMALL = [
+    "--set",
+    "size=[64, 96]",
+    "--set",
+    "batch_size=2",
+    "--set",
+    "clip_len=3",
+    "--set",
+    "workers=0",
+    "--set",
+    "val_videos=1",
+    "--quiet",
+]
+
+
+def _train(root, out, *args, torchrun=0, wait=True):
+    cmd = [
+        sys.executable,
+        "-m",
+        "vostutorial.train",
+        "--data",
+        str(root),
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+        *SMALL,
+        *args,
+    ]
+    if torchrun:
+        cmd = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc_per_node={torchrun}",
+            *cmd[1:],
+        ]
+    env = os.environ | {"OMP_NUM_THREADS": "1"}
+    if not wait:
+        return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return r
+
+
+def _states_equal(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_balanced_bce_by_hand():
+    targets = torch.zeros(1, 1, 1, 4, 4)
+    targets[..., :1, :] = 1  # 4 of 16 pixels: fg fraction 1/4
+    logits = torch.zeros_like(targets)  # every pixel's BCE is log 2
+    # fg pixels weigh 3/4, bg pixels 1/4: mean weight 3/8, times 2
+    assert balanced_bce(logits, targets).item() == pytest.approx(0.75 * math.log(2))
+    half = torch.zeros(1, 1, 1, 2, 2)
+    half[..., 0, :] = 1
+    z = torch.randn(1, 1, 1, 2, 2)
+    assert balanced_bce(z, half).item() == pytest.approx(bce(z, half).item())  # fg = 1/2
+
+
+def test_balanced_bce_gives_both_classes_equal_total_weight():
+    targets = torch.zeros(1, 1, 1, 10, 10)
+    targets[..., :2, :5] = 1  # 10 % foreground
+    logits = torch.zeros_like(targets, requires_grad=True)
+    balanced_bce(logits, targets).backward()
+    g = logits.grad
+    assert g[targets > 0].abs().sum().item() == pytest.approx(g[targets == 0].abs().sum().item())
+
+
+def test_lr_schedule_warms_up_then_decays():
+    cfg = TrainConfig(steps=100, warmup=10, min_lr=0.1)
+    assert lr_factor(0, cfg) == pytest.approx(0.1)
+    assert lr_factor(9, cfg) == pytest.approx(1.0)
+    assert lr_factor(10, cfg) == pytest.approx(1.0)
+    assert lr_factor(55, cfg) == pytest.approx(0.55)
+    assert lr_factor(100, cfg) == pytest.approx(0.1)
+
+
+def test_step_sampler_is_a_function_of_seed_and_step():
+    whole = list(StepSampler(50, 4, seed=1, start=0, stop=6))
+    assert list(StepSampler(50, 4, seed=1, start=3, stop=6)) == whole[3:]
+    halves = [list(StepSampler(50, 4, seed=1, start=0, stop=6, rank=r, world=2)) for r in (0, 1)]
+    assert [a + b for a, b in zip(*halves, strict=True)] == whole
+    assert whole != list(StepSampler(50, 4, seed=2, start=0, stop=6))
+    with pytest.raises(ValueError, match="divide evenly"):
+        StepSampler(50, 3, 0, 0, 1, world=2)
+
+
+def test_configs_load_and_bad_ones_are_clear(tmp_path):
+    assert load_config("tiny").model == "tiny"
+    assert load_config("paper").size == (256, 448)
+    with pytest.raises(ValueError, match="config not found"):
+        load_config("nope")
+    bad = tmp_path / "bad.toml"
+    bad.write_text('model = "tiny"\nlearning_rate = 1\n')
+    with pytest.raises(ValueError, match=r"unknown settings \['learning_rate'\]"):
+        load_config(str(bad))
+
+
+def test_run_writes_log_config_and_checkpoint(synth_root, tmp_path):
+    _train(
+        synth_root,
+        tmp_path / "run",
+        "--steps",
+        "4",
+        "--set",
+        "val_every=2",
+        "--export",
+        str(tmp_path / "w.pt"),
+    )
+    log = [json.loads(line) for line in (tmp_path / "run/log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [1, 2, 3, 4]
+    assert all(math.isfinite(r["loss"]) for r in log)
+    assert "val_J" in log[1] and 0 <= log[1]["val_J"] <= 1
+    assert json.loads((tmp_path / "run/config.json").read_text())["size"] == [64, 96]
+    ckpt = load_checkpoint(tmp_path / "run/last.pt")
+    assert ckpt["step"] == 4 and {"optimizer", "scheduler", "rng"} <= set(ckpt)
+    model = load_model(tmp_path / "w.pt")  # the float16 export
+    ref = build_model("tiny")
+    ref.load_state_dict(ckpt["model"])
+    x, m = torch.rand(1, 2, 3, 64, 96), torch.ones(1, 1, 64, 96)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x, m), ref.eval()(x, m), atol=2e-2, rtol=2e-2)
+    assert (tmp_path / "w.pt").stat().st_size < 0.6 * (tmp_path / "run/last.pt").stat().st_size / 3
+
+
+def test_killed_and_resumed_run_ends_identical(synth_root, tmp_path):
+    steps = ["--steps", "40", "--set", "ckpt_every=5", "--set", "val_every=1000"]
+    _train(synth_root, tmp_path / "whole", *steps)
+    proc = _train(synth_root, tmp_path / "cut", *steps, wait=False)
+    log = tmp_path / "cut" / "log.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline:  # kill it between two checkpoints
+        n = len(log.read_text().splitlines()) if log.exists() else 0
+        if n >= 12 and (tmp_path / "cut" / "last.pt").exists():
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    killed_at = load_checkpoint(tmp_path / "cut" / "last.pt")["step"]
+    assert 5 <= killed_at < 40
+    _train(synth_root, tmp_path / "cut", *steps, "--resume")
+    a, b = load_checkpoint(tmp_path / "whole/last.pt"), load_checkpoint(tmp_path / "cut/last.pt")
+    assert a["step"] == b["step"] == 40
+    assert _states_equal(a["model"], b["model"])
+    sa, sb = a["optimizer"]["state"], b["optimizer"]["state"]
+    assert all(_states_equal(sa[k], sb[k]) for k in sa)
+    la = (tmp_path / "whole/log.jsonl").read_text().splitlines()
+    lb = (tmp_path / "cut/log.jsonl").read_text().splitlines()
+    assert [json.loads(x)["loss"] for x in la] == [json.loads(x)["loss"] for x in lb]
+
+
+def test_resume_errors_are_clear(synth_root, tmp_path):
+    run = tmp_path / "run"
+    cmd = [
+        sys.executable,
+        "-m",
+        "vostutorial.train",
+        "--data",
+        str(synth_root),
+        "--out",
+        str(run),
+        *SMALL,
+        "--resume",
+    ]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    assert r.returncode == 2 and "last.pt: no checkpoint here" in r.stderr
+    run.mkdir(exist_ok=True)
+    (run / "last.pt").write_bytes(b"PK\x03\x04 truncated")
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    assert r.returncode == 2 and "last.pt: cannot read checkpoint" in r.stderr
+    (run / "last.pt").unlink()
+    _train(synth_root, run, "--steps", "1")
+    r = subprocess.run(cmd + ["--set", "lr=0.5"], capture_output=True, text=True)
+    assert r.returncode == 2 and "other settings" in r.stderr and "'lr'" in r.stderr
+
+
+def test_torchrun_two_processes_match_one(synth_root, tmp_path):
+    args = ["--steps", "3", "--set", "batch_size=4", "--set", "val_every=1000"]
+    r = _train(synth_root, tmp_path / "ddp", *args, torchrun=2)
+    _train(synth_root, tmp_path / "one", *args)
+    a, b = load_checkpoint(tmp_path / "ddp/last.pt"), load_checkpoint(tmp_path / "one/last.pt")
+    for k in a["model"]:
+        torch.testing.assert_close(a["model"][k], b["model"][k], atol=1e-5, rtol=1e-4)
+    log = (tmp_path / "ddp/log.jsonl").read_text().splitlines()
+    assert len(log) == 3  # only rank 0 writes
+    assert r.stdout.count("trained to step 3") == 1
