@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # Re-install when the project's dependencies change.
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test unit notebooks lab lint bench clean
+.PHONY: setup demo test unit notebooks train-tiny lab lint bench clean
 
 setup: $(STAMP)
 
@@ -27,6 +27,10 @@ unit: setup
 
 notebooks: setup
 	$(PY) -m pytest --nbval-lax notebooks
+
+# The reproducible tiny checkpoint the notebooks and `make demo` load (seed 0, configs/tiny.toml).
+train-tiny: setup
+	$(VENV)/bin/vostutorial train --config tiny --out runs/tiny --export checkpoints/tiny-synthetic.pt
 
 lab: setup
 	$(VENV)/bin/jupyter lab notebooks

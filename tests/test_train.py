@@ -9,7 +9,7 @@ import time
 import pytest
 import torch
 
-from vostutorial.checkpoint import export_model, load_checkpoint, load_model
+from vostutorial.checkpoint import load_checkpoint, load_model
 from vostutorial.losses import balanced_bce, bce
 from vostutorial.models import build_model
 from vostutorial.train import StepSampler, TrainConfig, load_config, lr_factor

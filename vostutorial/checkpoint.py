@@ -61,3 +61,33 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> S
         {k: v.float() if v.is_floating_point() else v for k, v in ckpt["model"].items()}
     )
     return model.to(device).eval()
+
+
+PROJECT = Path(__file__).resolve().parents[1]
+TINY_CHECKPOINT = PROJECT / "checkpoints" / "tiny-synthetic.pt"
+
+
+def tiny_checkpoint(train_if_missing: bool = True, progress: bool = True) -> Path:
+    """The reproducible ``tiny`` checkpoint of the synthetic dataset, ``checkpoints/
+    tiny-synthetic.pt`` (``make train-tiny`` writes it, with its training log beside it as
+    ``tiny-synthetic.log.jsonl``). When it is missing, train it first (that takes a while)."""
+    if TINY_CHECKPOINT.exists() or not train_if_missing:
+        if not TINY_CHECKPOINT.exists():
+            raise ValueError(f"{TINY_CHECKPOINT}: missing; run `make train-tiny`")
+        return TINY_CHECKPOINT
+    from .train import build_parser, run
+
+    run(
+        build_parser().parse_args(
+            [
+                "--config",
+                "tiny",
+                "--out",
+                str(PROJECT / "runs" / "tiny"),
+                "--export",
+                str(TINY_CHECKPOINT),
+            ]
+            + ([] if progress else ["--quiet"])
+        )
+    )
+    return TINY_CHECKPOINT

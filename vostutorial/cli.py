@@ -66,24 +66,9 @@ def cmd_check_data(a: argparse.Namespace) -> int:
 
 
 def cmd_demo(a: argparse.Namespace) -> int:
-    from .data.check import check_split
-    from .data.synthetic import ensure_default
-    from .data.ytvos import YTVOSSplit
+    from .demo import run_demo
 
-    root = ensure_default(a.data)
-    print(f"synthetic YouTube-VOS dataset at {root}")
-    train = YTVOSSplit(root, "train")
-    for split in ("train", "valid"):
-        problems, s = check_split(root, split, progress=False)
-        if problems:
-            print("\n".join(problems))
-            return 1
-        cats = YTVOSSplit(root, split).categories()
-        unseen = sorted(set(cats) - set(train.categories()))
-        print(
-            f"  {split}: {s['videos']} videos, {s['objects']} objects, {s['frames']} frames, "
-            f"categories {cats}" + (f", unseen {unseen}" if unseen else "")
-        )
+    run_demo(a.data, progress=not a.quiet)
     return 0
 
 
@@ -117,6 +102,26 @@ def cmd_baseline(a: argparse.Namespace) -> int:
 
     baseline_copy_first(a.data, a.split, a.out, progress=not a.quiet)
     print(f"wrote copy-first predictions for {a.data}/{a.split} to {a.out}")
+    return 0
+
+
+def cmd_predict(a: argparse.Namespace) -> int:
+    from .inference import predict_split, zip_predictions
+
+    out = predict_split(
+        a.data,
+        a.split,
+        a.checkpoint,
+        a.out,
+        a.online_steps,
+        a.merge,
+        a.device,
+        progress=not a.quiet,
+    )
+    print(f"wrote predictions for {a.data}/{a.split} to {out}")
+    if a.zip:
+        zip_predictions(out, out.with_suffix(".zip"))
+        print(f"wrote {out.with_suffix('.zip')}")
     return 0
 
 
@@ -179,12 +184,25 @@ def build_parser() -> argparse.ArgumentParser:
     p = train_parser(sub.add_parser("train", help="train the S2S model"))
     p.set_defaults(func=run_train)
 
+    p = sub.add_parser("predict", help="segment every object of every video of a split")
+    p.add_argument("--data", required=True, type=Path)
+    p.add_argument("--split", default="valid")
+    p.add_argument("--checkpoint", required=True, type=Path, help="training checkpoint or export")
+    p.add_argument("--out", required=True, type=Path, help="PRED_DIR (submission layout)")
+    p.add_argument("--online-steps", type=int, default=0, help="online learning steps per video")
+    p.add_argument("--merge", default="argmax", choices=["argmax", "threshold", "soft"])
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--zip", action="store_true", help="also write PRED_DIR.zip for the server")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_predict)
+
     p = sub.add_parser("model-summary", help="parameters and multiply-adds of a model config")
     p.add_argument("--config", default="tiny", help="paper or tiny")
     p.set_defaults(func=cmd_model_summary)
 
     p = sub.add_parser("demo", help="the main job on the built-in synthetic dataset")
     p.add_argument("--data", type=Path, default=None, help="dataset root (default: built-in)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_demo)
     return parser
 

@@ -50,3 +50,153 @@ def predict_objects(
             full[t0:] = probs[k]
             out[oid] = full
     return out
+
+
+# --- merging per-object maps into one instance map per frame --------------------------------
+def merge(
+    probs: dict[int, np.ndarray],
+    given: dict[int, tuple[int, np.ndarray]] | None = None,
+    method: str = "argmax",
+) -> np.ndarray:
+    """One ``(T, H, W)`` uint8 id map from per-object probability maps ``{id: (T, H, W)}``.
+
+    - ``argmax``: background is a class of its own with probability ``prod_k (1 - p_k)`` (no
+      object there); each pixel takes the most probable of background and the objects.
+    - ``threshold``: each object keeps its pixels above 0.5; where several do, the most
+      probable wins.
+    - ``soft``: soft aggregation (Oh et al., RGMP): the maps are normalised jointly, in odds,
+      into one distribution over background and objects, then each pixel takes its mode. Its
+      labels agree with ``argmax`` (odds preserve order); what it adds are calibrated
+      probabilities, which matter when they are fed back into a network.
+
+    ``given`` masks (``{id: (t, mask)}``) override the prediction on their frame.
+    """
+    ids = sorted(probs)
+    if not ids:
+        raise ValueError("no objects to merge")
+    p = np.stack([probs[i] for i in ids]).astype(np.float32)  # (K, T, H, W)
+    if method == "threshold":
+        best = p.argmax(0)
+        labels = np.where(p.max(0) > 0.5, np.asarray(ids)[best], 0)
+    elif method in ("argmax", "soft"):
+        background = np.prod(1 - p, axis=0, keepdims=True)
+        full = np.concatenate([background, p])
+        if method == "soft":
+            full = soft_aggregate(p)
+        labels = np.concatenate([[0], ids])[full.argmax(0)]
+    else:
+        raise ValueError(f"unknown merge method {method!r}; use argmax, threshold or soft")
+    labels = labels.astype(np.uint8)
+    for oid, (t, mask) in (given or {}).items():
+        labels[t][mask] = oid
+    return labels
+
+
+def soft_aggregate(p: np.ndarray, eps: float = 1e-6) -> np.ndarray:
+    """``(K, ...)`` object probabilities -> ``(K + 1, ...)`` distribution, background first:
+    background gets ``prod (1 - p_k)``, then all are normalised as odds ``q / (1 - q)``."""
+    q = np.concatenate([np.prod(1 - p, axis=0, keepdims=True), p]).clip(eps, 1 - eps)
+    odds = q / (1 - q)
+    return odds / odds.sum(0, keepdims=True)
+
+
+# --- online learning ------------------------------------------------------------------------
+def finetune_online(
+    model: S2S,
+    sample: VideoSample,
+    steps: int,
+    size: tuple[int, int] | None = None,
+    lr: float = 1e-4,
+    clip_len: int = 3,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+) -> S2S:
+    """Online learning, as in the paper: a copy of ``model`` fine-tuned for ``steps`` Adam steps
+    on the masks given for this video. Each step shows every given (frame, mask) as a short
+    clip of randomly shifted, scaled and rotated copies of itself, the first copy initialising
+    and the others as targets. ``model`` itself is left unchanged."""
+    import copy
+
+    from torchvision import tv_tensors
+    from torchvision.transforms import v2
+
+    from .losses import balanced_bce
+
+    size = size or model.cfg.input_size
+    tuned = copy.deepcopy(model).to(device).train()
+    opt = torch.optim.Adam(tuned.parameters(), lr=lr)
+    jitter = v2.RandomAffine(degrees=8, translate=(0.06, 0.06), scale=(0.9, 1.1))
+    items = []
+    for t0, mask in sample.first_masks.values():
+        frame = _to_tensor(sample.frames[t0 : t0 + 1], size, "cpu")[0, 0]
+        m = F.interpolate(torch.from_numpy(mask)[None, None].float(), size=size, mode="nearest")[0]
+        items.append((frame, m))
+    g = torch.Generator().manual_seed(seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(torch.randint(2**31, (1,), generator=g)))
+        for _ in range(steps):
+            frames, masks = [], []
+            for frame, m in items:
+                pairs = [(frame, m)] + [
+                    jitter(tv_tensors.Image(frame), tv_tensors.Mask(m)) for _ in range(clip_len - 1)
+                ]
+                frames.append(torch.stack([f.as_subclass(torch.Tensor) for f, _ in pairs]))
+                masks.append(torch.stack([x.as_subclass(torch.Tensor) for _, x in pairs]))
+            frames, masks = torch.stack(frames).to(device), torch.stack(masks).to(device)
+            logits = tuned(frames, masks[:, 0])
+            loss = balanced_bce(logits[:, 1:], masks[:, 1:])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+    return tuned.eval()
+
+
+# --- a whole split ---------------------------------------------------------------------------
+def predict_split(
+    root,
+    split: str,
+    checkpoint,
+    out,
+    online_steps: int = 0,
+    merge_method: str = "argmax",
+    device: str = "cpu",
+    progress: bool = True,
+):
+    """Predict every video of ``root/split`` into ``out`` in the submission layout.
+
+    Videos already finished (by an earlier, maybe interrupted, run) are skipped; every file is
+    written atomically. Returns ``out``.
+    """
+    from pathlib import Path
+
+    from tqdm.auto import tqdm
+
+    from .checkpoint import load_model
+    from .data.ytvos import YTVOSSplit
+    from .predictions import video_done, write_video_masks
+
+    ds = YTVOSSplit(root, split)
+    model = load_model(checkpoint, device)
+    out = Path(out)
+    todo = [v for v in ds.videos if not video_done(out, v)]
+    for video in tqdm(todo, desc="predict", unit="video", disable=not progress):
+        sample = ds.read_video(video)
+        net = finetune_online(model, sample, online_steps, device=device) if online_steps else model
+        probs = predict_objects(net, sample, device=device)
+        labels = merge(probs, sample.first_masks, merge_method)
+        write_video_masks(out, video, sample.frame_names, labels)
+    return out
+
+
+def zip_predictions(pred_dir, zip_path) -> None:
+    """A server-ready archive: ``Annotations/<video>/<frame>.png`` (written atomically)."""
+    import os
+    import zipfile
+    from pathlib import Path
+
+    pred_dir, zip_path = Path(pred_dir), Path(zip_path)
+    tmp = zip_path.with_name(zip_path.name + ".tmp")
+    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
+        for png in sorted(pred_dir.glob("*/*.png")):
+            z.write(png, f"Annotations/{png.parent.name}/{png.name}")
+    os.replace(tmp, zip_path)

@@ -52,14 +52,14 @@ class TrainConfig:
     clip_len: int = 5
     max_skip: int = 2
     batch_size: int = 8
-    steps: int = 1500
+    steps: int = 900
     lr: float = 2e-3
     warmup: int = 50
     min_lr: float = 0.05
     weight_decay: float = 0.0
     grad_clip: float = 5.0
     loss: str = "balanced"
-    val_every: int = 250
+    val_every: int = 150
     val_videos: int = 8
     ckpt_every: int = 100
     workers: int = 2
@@ -303,7 +303,6 @@ def train(
     bar = tqdm(
         total=cfg.steps, initial=start, desc="train", unit="step", disable=not (main and progress)
     )
-    log = open(log_path, "a") if main else None
     t_prev = time.perf_counter()
     step = start
     try:
@@ -345,8 +344,8 @@ def train(
                     dist.barrier()
                 t_prev = time.perf_counter()  # validation is not training time
             if main:
-                log.write(json.dumps(rec) + "\n")
-                log.flush()
+                with open(log_path, "a") as log:  # a line per step, on disk before the next
+                    log.write(json.dumps(rec) + "\n")
                 bar.update()
                 bar.set_postfix(
                     loss=f"{rec['loss']:.4f}", **({"val_J": rec["val_J"]} if "val_J" in rec else {})
@@ -355,8 +354,6 @@ def train(
                 checkpoint(step)
     finally:
         bar.close()
-        if log:
-            log.close()
         if world > 1:
             dist.destroy_process_group()
     say(f"trained to step {step}; checkpoint {ckpt_path}")
@@ -410,7 +407,9 @@ def run(a: argparse.Namespace) -> int:
         model = build_model(cfg.model)
         model.load_state_dict(ckpt["model"])
         export_model(model, a.export, {"train_config": asdict(cfg), "step": ckpt["step"]})
-        print(f"exported weights to {a.export}")
+        log = a.export.with_suffix(".log.jsonl")  # the curves travel with the weights
+        log.write_text((a.out / "log.jsonl").read_text())
+        print(f"exported weights to {a.export} and the training log to {log}")
     return 0
 
 

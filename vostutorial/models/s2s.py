@@ -43,6 +43,10 @@ class ModelConfig:
     lstm_kernel: int = 3
     decoder: tuple[int, ...] = (512, 256, 128, 64, 64)  # widths of the 5 upsampling stages
     decoder_kernel: int = 5
+    # U-Net-style skips: each decoder stage also sees the current frame's encoder features at
+    # its resolution. Not in the paper (its decoder sees only h_t); added for `tiny`, whose
+    # 4x7 memory is too coarse to paint shapes alone (cf. Azimi et al. 2020, skip-memory S2S).
+    skips: bool = False
 
     @property
     def is_vgg16(self) -> bool:
@@ -58,6 +62,7 @@ CONFIGS: dict[str, ModelConfig] = {
         convs=(1, 1, 2, 2, 2),
         hidden=64,
         decoder=(64, 48, 32, 16, 16),
+        skips=True,
     ),
 }
 
@@ -105,12 +110,14 @@ class S2S(nn.Module):
         self.lstm = ConvLSTMCell(cfg.hidden, cfg.hidden, cfg.lstm_kernel)
         layers: list[nn.Module] = []
         c, k = cfg.hidden, cfg.decoder_kernel
-        for width in cfg.decoder:  # each stage doubles the resolution: 1/32 -> 1/1
+        # with skips, the encoder widths at 1/16, 1/8, 1/4, 1/2 join the stages' outputs
+        joins = list(cfg.widths[-2::-1]) + [0] if cfg.skips else [0] * len(cfg.decoder)
+        for width, extra in zip(cfg.decoder, joins, strict=True):  # 1/32 -> 1/1, 2x a stage
             layers += [
                 nn.ConvTranspose2d(c, width, k, stride=2, padding=k // 2, output_padding=1),
                 nn.ReLU(inplace=True),
             ]
-            c = width
+            c = width + extra
         layers.append(nn.Conv2d(c, 1, k, padding=k // 2))
         self.decoder = nn.Sequential(*layers)
         self._init_weights()
@@ -132,20 +139,33 @@ class S2S(nn.Module):
             x = x.contiguous(memory_format=torch.channels_last)
         return x
 
-    def encode(self, frames: Tensor) -> Tensor:
-        """``(B, T, 3, H, W)`` -> ``(B, T, C, H/32, W/32)``, all frames in one batch."""
+    def encode(self, frames: Tensor) -> tuple[Tensor, list[Tensor]]:
+        """``(B, T, 3, H, W)`` -> features ``(B, T, C, H/32, W/32)`` and, with skips, the
+        ``(B*T, C_i, H_i, W_i)`` maps at 1/16, 1/8, 1/4, 1/2 (else an empty list)."""
         b, t = frames.shape[:2]
-        x = self.encoder_out(self.encoder(self._normalise(frames.flatten(0, 1))))
-        return x.view(b, t, *x.shape[1:])
+        x = self._normalise(frames.flatten(0, 1))
+        pooled = []
+        for layer in self.encoder:
+            x = layer(x)
+            if self.cfg.skips and isinstance(layer, nn.MaxPool2d):
+                pooled.append(x)
+        x = self.encoder_out(x)
+        return x.view(b, t, *x.shape[1:]), pooled[-2::-1]
 
     def initial_state(self, frame: Tensor, mask: Tensor) -> State:
         """``(h0, c0)`` from a frame ``(K, 3, H, W)`` and the object's mask ``(K, 1, H, W)``."""
         x = self.initializer(torch.cat([self._normalise(frame), mask], dim=1))
         return self.init_h(x), self.init_c(x)
 
-    def decode(self, h: Tensor) -> Tensor:
-        """Hidden states ``(N, C, H/32, W/32)`` -> logits ``(N, 1, H, W)``."""
-        return self.decoder(h)
+    def decode(self, h: Tensor, skips: list[Tensor] | None = None) -> Tensor:
+        """Hidden states ``(N, C, H/32, W/32)`` (and skip maps) -> logits ``(N, 1, H, W)``."""
+        skips = list(skips or [])
+        x = h
+        for layer in self.decoder:
+            x = layer(x)
+            if skips and isinstance(layer, nn.ReLU):  # after each upsampling stage
+                x = torch.cat([x, skips.pop(0)], dim=1)
+        return x
 
     def forward(self, frames: Tensor, first_mask: Tensor) -> Tensor:
         b, t, _, hgt, wid = frames.shape
@@ -154,16 +174,17 @@ class S2S(nn.Module):
             raise ValueError(f"frame size {hgt}x{wid} must be a multiple of 32 (five 2x pools)")
         if b != k and b != 1:
             raise ValueError(f"{b} clips but {k} masks: give one mask per clip, or one clip")
-        feats = self.encode(frames)
+        feats, skips = self.encode(frames)
         if b == 1 and k > 1:  # K objects of one video: encode once, share
             feats = feats.expand(k, *feats.shape[1:])
+            skips = [s.repeat(k, 1, 1, 1) for s in skips]
         first = frames[:, 0].expand(k, *frames.shape[2:]) if b == 1 else frames[:, 0]
         state = self.initial_state(first, first_mask)
         hs = []
         for i in range(t):
             state = self.lstm(feats[:, i], state)
             hs.append(state[0])
-        logits = self.decode(torch.stack(hs, dim=1).flatten(0, 1))
+        logits = self.decode(torch.stack(hs, dim=1).flatten(0, 1), skips)
         return logits.view(k, t, 1, hgt, wid)
 
 

@@ -1,0 +1,154 @@
+import json
+import subprocess
+import sys
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+
+from vostutorial.checkpoint import export_model, load_model
+from vostutorial.data import YTVOSSplit, read_mask
+from vostutorial.inference import finetune_online, merge, predict_objects, soft_aggregate
+from vostutorial.models import build_model
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("w") / "tiny.pt"
+    export_model(build_model("tiny", input_size=(64, 96)), path)
+    return path
+
+
+def _probs(*values):
+    """Per-object maps of one frame, one pixel each."""
+    return {i + 1: np.full((1, 1, 1), v, np.float32) for i, v in enumerate(values)}
+
+
+@pytest.mark.parametrize(
+    ("values", "argmax", "threshold"),
+    [
+        ((0.4, 0.4), 1, 0),  # together likely an object (background 0.36), neither alone > 0.5
+        ((0.7, 0.6), 1, 1),
+        ((0.3, 0.8), 2, 2),
+        ((0.2, 0.1), 0, 0),
+    ],
+)
+def test_merge_rules_by_hand(values, argmax, threshold):
+    assert merge(_probs(*values), method="argmax")[0, 0, 0] == argmax
+    assert merge(_probs(*values), method="threshold")[0, 0, 0] == threshold
+    assert merge(_probs(*values), method="soft")[0, 0, 0] == argmax
+
+
+def test_soft_aggregation_is_a_distribution_that_keeps_the_order():
+    p = np.random.default_rng(0).uniform(0, 1, (3, 2, 8, 8)).astype(np.float32)
+    q = soft_aggregate(p)
+    assert q.shape == (4, 2, 8, 8)
+    np.testing.assert_allclose(q.sum(0), 1, rtol=1e-5)
+    probs = {i + 1: p[i] for i in range(3)}
+    assert np.array_equal(merge(probs, method="soft"), merge(probs, method="argmax"))
+
+
+def test_given_masks_override_their_frame():
+    probs = {1: np.full((3, 4, 4), 0.9, np.float32), 2: np.zeros((3, 4, 4), np.float32)}
+    given = np.zeros((4, 4), bool)
+    given[:2, :2] = True
+    out = merge(probs, {2: (1, given)})
+    assert (out[1][given] == 2).all() and (out[1][~given] == 1).all() and (out[0] == 1).all()
+    with pytest.raises(ValueError, match="unknown merge method"):
+        merge(probs, method="vote")
+
+
+def test_predict_objects_full_resolution_late_starts_and_shared_batches(synth_root, weights):
+    model = load_model(weights)
+    valid = YTVOSSplit(synth_root, "valid")
+    for video in valid.videos:
+        sample = valid.read_video(video)
+        probs = predict_objects(model, sample)
+        assert set(probs) == set(sample.first_masks)
+        for oid, (t0, _) in sample.first_masks.items():
+            assert probs[oid].shape == sample.frames.shape[:3]
+            assert not probs[oid][:t0].any() and probs[oid][t0:].min() > 0
+    # objects starting together are batched: the same as one at a time
+    sample = max((valid.read_video(v) for v in valid.videos), key=lambda s: len(s.first_masks))
+    together = predict_objects(model, sample)
+    for oid, first in sample.first_masks.items():
+        sample.first_masks, keep = {oid: first}, sample.first_masks
+        alone = predict_objects(model, sample)[oid]
+        sample.first_masks = keep
+        np.testing.assert_allclose(alone, together[oid], atol=1e-4)
+
+
+def test_online_learning_fits_the_given_mask_and_leaves_the_model_alone(synth_root, weights):
+    model = load_model(weights)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    sample = YTVOSSplit(synth_root, "valid").read_video(
+        next(iter(YTVOSSplit(synth_root, "valid").videos))
+    )
+    oid, (t0, mask) = next(iter(sample.first_masks.items()))
+    sample.frames = sample.frames[t0 : t0 + 2]
+    sample.first_masks = {oid: (0, mask)}
+
+    def fit(m):  # J of the prediction on the given frame itself
+        p = predict_objects(m, sample)[oid][1] > 0.5
+        return (p & mask).sum() / max(1, (p | mask).sum())
+
+    tuned = finetune_online(model, sample, steps=30, lr=1e-3)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert fit(tuned) > fit(model) + 0.2
+
+
+def _cli(*args):
+    r = subprocess.run(
+        [sys.executable, "-m", "vostutorial", *map(str, args)], capture_output=True, text=True
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    return r.stdout
+
+
+def test_predict_cli_writes_the_submission_layout_and_resumes(synth_root, weights, tmp_path):
+    out = tmp_path / "pred"
+    _cli("predict", "--data", synth_root, "--checkpoint", weights, "--out", out, "--zip", "--quiet")
+    valid = YTVOSSplit(synth_root, "valid")
+    for video, info in valid.videos.items():
+        files = sorted(p.stem for p in (out / video).glob("*.png"))
+        assert files == info.frames  # every frame of the video
+        m = read_mask(out / video / f"{files[0]}.png", require_palette=True)
+        assert m.shape == valid.frame(video, files[0]).shape[:2]  # original resolution
+        t0 = {o: f for o, f in valid.first_appearances(video).items()}
+        for oid, f in t0.items():  # the given mask is in the prediction on its frame
+            given = valid.annotation(video, f) == oid
+            assert (read_mask(out / video / f"{f}.png")[given] == oid).all()
+    names = zipfile.ZipFile(out.with_suffix(".zip")).namelist()
+    assert len(names) == sum(len(i.frames) for i in valid.videos.values())
+    assert all(n.startswith("Annotations/") for n in names)
+    # re-running skips finished videos; a video without its done-marker is redone
+    first, second = sorted(valid.videos)[:2]
+    stamp = (out / second / "00000.png").stat().st_mtime_ns
+    (out / first / ".done").unlink()
+    (out / first / "00035.png").unlink()
+    _cli("predict", "--data", synth_root, "--checkpoint", weights, "--out", out, "--quiet")
+    assert (out / first / "00035.png").exists() and (out / first / ".done").exists()
+    assert (out / second / "00000.png").stat().st_mtime_ns == stamp
+    report = tmp_path / "r.json"
+    _cli("evaluate", "--pred", out, "--data", synth_root, "--json", report, "--quiet")
+    assert json.loads(report.read_text())["overall"] is not None
+
+
+def test_demo_writes_its_report(synth_root, weights, tmp_path, monkeypatch):
+    import vostutorial.checkpoint as ck
+    import vostutorial.demo as demo
+
+    monkeypatch.setattr(ck, "TINY_CHECKPOINT", weights)
+    monkeypatch.setattr(demo, "tiny_checkpoint", lambda progress=True: weights)
+    data = tmp_path / "data" / "synthetic"
+    import shutil
+
+    shutil.copytree(synth_root, data)
+    monkeypatch.setattr(demo, "ensure_default", lambda root, progress=True: data)
+    report = demo.run_demo(data, tmp_path / "results", progress=False)
+    out = tmp_path / "results"
+    assert json.loads((out / "metrics.json").read_text())["overall"] == report["overall"]
+    assert "S2S paper, with online learning" in (out / "results.md").read_text()
+    assert list(out.glob("overlay_*.png"))
