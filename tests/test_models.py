@@ -63,13 +63,25 @@ def test_default_forget_bias_starts_open():
     assert set(gates) == {"i", "f", "g", "o"} and gates["f"].mean() > 0.6
 
 
+def test_skips_reach_the_decoder_only_when_configured():
+    tiny, plain = build_model("tiny"), build_model("tiny", skips=False)
+    frames = torch.rand(1, 2, 3, 64, 96)
+    assert [s.shape[1] for s in tiny.encode(frames)[1]] == [96, 64, 32, 16]  # 1/16 .. 1/2
+    assert plain.encode(frames)[1] == []
+    assert build_model("paper").cfg.skips is False  # the paper's decoder sees only h_t
+    with torch.no_grad():  # the skips carry the current frame's detail into the logits
+        a = tiny(frames, torch.ones(1, 1, 64, 96))
+        b = tiny(torch.cat([frames[:, :1], frames[:, 1:].flip(-1)], 1), torch.ones(1, 1, 64, 96))
+    assert torch.allclose(a[:, 0], b[:, 0]) and not torch.allclose(a[:, 1], b[:, 1])
+
+
 def test_tiny_config_is_small_and_shapes_flow():
     model = build_model("tiny")
     assert sum(p.numel() for p in model.parameters()) < 2_000_000
     frames, mask = torch.rand(2, 4, 3, 64, 96), (torch.rand(2, 1, 64, 96) > 0.5).float()
     out = model(frames, mask)
     assert out.shape == (2, 4, 1, 64, 96)
-    assert model.encode(frames).shape == (2, 4, 64, 2, 3)  # 1/32 resolution, 64 channels
+    assert model.encode(frames)[0].shape == (2, 4, 64, 2, 3)  # 1/32 resolution, 64 channels
     other = model(frames, 1 - mask)  # the initial state carries the object: masks matter
     # with He initialisation the mask's signal reaches the output from scratch (PyTorch's
     # default init shrinks it below 1e-6 through the deep decoder)
@@ -146,7 +158,8 @@ def test_mac_counting_by_hand():
 def test_model_summary_cli(capsys):
     assert main(["model-summary", "--config", "tiny"]) == 0
     out = capsys.readouterr().out
-    assert "1,471,953" in out and "GMACs per frame" in out and "once per object" in out
+    n = sum(p.numel() for p in build_model("tiny").parameters())
+    assert f"{n:,d}" in out and "GMACs per frame" in out and "once per object" in out
 
 
 def test_receptive_field_and_shape_trace():
