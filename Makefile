@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # Re-install when the project's dependencies change.
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test unit notebooks train-tiny lab lint bench clean
+.PHONY: setup demo test unit notebooks train-tiny student lab lint bench clean
 
 setup: $(STAMP)
 
@@ -26,11 +26,15 @@ unit: setup
 	$(PY) -m pytest tests
 
 notebooks: setup
-	$(PY) -m pytest --nbval-lax notebooks
+	$(PY) -m pytest --nbval-lax notebooks/*.ipynb
 
 # The reproducible tiny checkpoint the notebooks and `make demo` load (seed 0, configs/tiny.toml).
 train-tiny: setup
 	$(VENV)/bin/vostutorial train --config tiny --out runs/tiny --export checkpoints/tiny-synthetic.pt
+
+# Student copies of the notebooks: solution cells become TODO stubs, check cells stay.
+student: setup
+	$(VENV)/bin/vostutorial student --notebooks notebooks
 
 lab: setup
 	$(VENV)/bin/jupyter lab notebooks

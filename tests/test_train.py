@@ -94,6 +94,14 @@ def test_lr_schedule_warms_up_then_decays():
     assert lr_factor(100, cfg) == pytest.approx(0.1)
 
 
+def test_loss_switches_to_plain_bce_after_bce_from():
+    from vostutorial.train import loss_at
+
+    assert loss_at(TrainConfig(loss="balanced"), 500) is balanced_bce
+    cfg = TrainConfig(loss="balanced", bce_from=300)
+    assert loss_at(cfg, 300) is balanced_bce and loss_at(cfg, 301) is bce
+
+
 def test_step_sampler_is_a_function_of_seed_and_step():
     whole = list(StepSampler(50, 4, seed=1, start=0, stop=6))
     assert list(StepSampler(50, 4, seed=1, start=3, stop=6)) == whole[3:]

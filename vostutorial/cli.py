@@ -125,6 +125,14 @@ def cmd_predict(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_student(a: argparse.Namespace) -> int:
+    from .student import write_student_notebooks
+
+    for path in write_student_notebooks(a.notebooks):
+        print(f"wrote {path}")
+    return 0
+
+
 def cmd_model_summary(a: argparse.Namespace) -> int:
     from .models import build_model
     from .models.summary import summary
@@ -195,6 +203,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--zip", action="store_true", help="also write PRED_DIR.zip for the server")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("student", help="write the student notebooks (solutions become TODOs)")
+    p.add_argument("--notebooks", type=Path, default=Path("notebooks"))
+    p.set_defaults(func=cmd_student)
 
     p = sub.add_parser("model-summary", help="parameters and multiply-adds of a model config")
     p.add_argument("--config", default="tiny", help="paper or tiny")

@@ -59,6 +59,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     grad_clip: float = 5.0
     loss: str = "balanced"
+    bce_from: int = 0
     val_every: int = 150
     val_videos: int = 8
     ckpt_every: int = 100
@@ -157,6 +158,14 @@ def lr_factor(step: int, cfg: TrainConfig) -> float:
         return (step + 1) / cfg.warmup
     progress = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
     return cfg.min_lr + (1 - cfg.min_lr) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def loss_at(cfg: TrainConfig, step: int):
+    """The loss of (1-based) ``step``: ``cfg.loss``, then plain BCE after ``cfg.bce_from``.
+
+    Balanced BCE keeps early training off "all background" but inflates foreground
+    probabilities; plain BCE for the last steps makes 0.5 the right threshold again."""
+    return LOSSES["bce"] if cfg.bce_from and step > cfg.bce_from else LOSSES[cfg.loss]
 
 
 def rng_state() -> dict:
@@ -283,7 +292,6 @@ def train(
         persistent_workers=False,
     )
     val = YTVOSSplit(root, cfg.val_split) if (root / cfg.val_split / "meta.json").exists() else None
-    loss_fn = LOSSES[cfg.loss]
 
     def checkpoint(step: int) -> None:
         save_atomic(
@@ -314,7 +322,7 @@ def train(
             net.train()
             with torch.autocast(dev.type, enabled=use_amp):
                 logits = net(frames, first)
-            loss = loss_fn(logits[:, 1:].float(), masks[:, 1:])  # frame 0 is given, not learnt
+            loss = loss_at(cfg, step)(logits[:, 1:].float(), masks[:, 1:])  # frame 0 is given
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.unscale_(opt)
