@@ -110,6 +110,8 @@ def test_check_data_cli_exit_codes(synth_copy, capsys):
     ds.frame_path(video, info.frames[0]).unlink()
     assert main(["check-data", str(synth_copy), "--split", "train", "--quiet"]) == 1
     assert str(ds.frame_path(video, info.frames[0])) in capsys.readouterr().out
+    assert main(["check-data", str(synth_copy / "nope"), "--quiet"]) == 1
+    assert "nope: not a folder" in capsys.readouterr().out
     shutil.rmtree(synth_copy / "valid" / "JPEGImages")
     assert main(["check-data", str(synth_copy), "--split", "valid", "--quiet"]) == 1
     assert "video listed in meta.json has no frames" in capsys.readouterr().out

@@ -43,11 +43,11 @@ def cmd_synth(a: argparse.Namespace) -> int:
 def cmd_check_data(a: argparse.Namespace) -> int:
     from .data.check import check_split
 
-    splits = (
-        [a.split]
-        if a.split
-        else [p.name for p in sorted(a.root.iterdir()) if (p / "meta.json").exists()]
-    )
+    if not a.root.is_dir():
+        print(f"{a.root}: not a folder; give the dataset root that holds train/ and valid/")
+        return 1
+    splits = [a.split] if a.split else [p.name for p in sorted(a.root.iterdir())
+                                        if (p / "meta.json").exists()]  # fmt: skip
     if not splits:
         print(f"{a.root}: no split folder with a meta.json (expected {a.root}/train/meta.json)")
         return 1
