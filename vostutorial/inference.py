@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import copy
+import os
+import zipfile
+from pathlib import Path
+
 import numpy as np
 import torch
 from torch.nn import functional as F
+from torchvision import tv_tensors
+from torchvision.transforms import v2
+from tqdm.auto import tqdm
 
-from .data.ytvos import VideoSample
+from .checkpoint import load_model
+from .data.ytvos import VideoSample, YTVOSSplit
+from .losses import balanced_bce
 from .models.s2s import S2S
+from .predictions import video_done, write_video_masks
 
 
 def _to_tensor(frames: np.ndarray, size: tuple[int, int], device) -> torch.Tensor:
@@ -115,13 +126,6 @@ def finetune_online(
     on the masks given for this video. Each step shows every given (frame, mask) as a short
     clip of randomly shifted, scaled and rotated copies of itself, the first copy initialising
     and the others as targets. ``model`` itself is left unchanged."""
-    import copy
-
-    from torchvision import tv_tensors
-    from torchvision.transforms import v2
-
-    from .losses import balanced_bce
-
     size = size or model.cfg.input_size
     tuned = copy.deepcopy(model).to(device).train()
     opt = torch.optim.Adam(tuned.parameters(), lr=lr)
@@ -167,14 +171,6 @@ def predict_split(
     Videos already finished (by an earlier, maybe interrupted, run) are skipped; every file is
     written atomically. Returns ``out``.
     """
-    from pathlib import Path
-
-    from tqdm.auto import tqdm
-
-    from .checkpoint import load_model
-    from .data.ytvos import YTVOSSplit
-    from .predictions import video_done, write_video_masks
-
     ds = YTVOSSplit(root, split)
     model = load_model(checkpoint, device)
     out = Path(out)
@@ -190,10 +186,6 @@ def predict_split(
 
 def zip_predictions(pred_dir, zip_path) -> None:
     """A server-ready archive: ``Annotations/<video>/<frame>.png`` (written atomically)."""
-    import os
-    import zipfile
-    from pathlib import Path
-
     pred_dir, zip_path = Path(pred_dir), Path(zip_path)
     tmp = zip_path.with_name(zip_path.name + ".tmp")
     with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
