@@ -21,7 +21,7 @@ from .data.synthetic import ensure_default
 from .data.ytvos import YTVOSSplit
 from .evaluate import REFERENCE_RESULTS, evaluate_ytvos, format_ytvos, markdown_table, write_json
 from .inference import predict_split
-from .predictions import baseline_copy_first, read_video_masks
+from .predictions import baseline_copy_first, predictions_dir, read_video_masks
 from .viz import overlay_strip
 
 
@@ -84,12 +84,12 @@ def run_demo(data: Path | None = None, out: Path | None = None, progress: bool =
         )
     ckpt = tiny_checkpoint(progress=progress)
     print(f"model: {ckpt}")
-    preds = root.parent / "predictions"
-    shutil.rmtree(preds / "model", ignore_errors=True)  # always from this checkpoint
-    predict_split(root, "valid", ckpt, preds / "model", progress=progress)
-    baseline_copy_first(root, "valid", preds / "copy-first", progress=False)
-    report = evaluate_ytvos(preds / "model", root, "valid", progress=False)
-    floor = evaluate_ytvos(preds / "copy-first", root, "valid", progress=False)
+    model_dir, floor_dir = predictions_dir(root, "model"), predictions_dir(root, "copy-first")
+    shutil.rmtree(model_dir, ignore_errors=True)  # always from this checkpoint
+    predict_split(root, "valid", ckpt, model_dir, progress=progress)
+    baseline_copy_first(root, "valid", floor_dir, progress=False)
+    report = evaluate_ytvos(model_dir, root, "valid", progress=False)
+    floor = evaluate_ytvos(floor_dir, root, "valid", progress=False)
     print(format_ytvos(report))
     print(f"copy-first baseline: overall {floor['overall']:.3f}")
     write_json(report, out / "metrics.json")
@@ -110,7 +110,7 @@ def run_demo(data: Path | None = None, out: Path | None = None, progress: bool =
     log = ckpt.with_suffix(".log.jsonl")
     if log.exists():
         _plot_loss(log, out / "loss.png")
-    strips = _strips(YTVOSSplit(root, "valid"), preds / "model", out)
+    strips = _strips(YTVOSSplit(root, "valid"), model_dir, out)
     print(
         f"report: {out}/ (results.md, metrics.json, loss.png, {len(strips)} overlay strips); "
         f"{time.perf_counter() - t0:.0f} s"

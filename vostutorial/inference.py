@@ -90,10 +90,10 @@ def merge(
         best = p.argmax(0)
         labels = np.where(p.max(0) > 0.5, np.asarray(ids)[best], 0)
     elif method in ("argmax", "soft"):
-        background = np.prod(1 - p, axis=0, keepdims=True)
-        full = np.concatenate([background, p])
         if method == "soft":
             full = soft_aggregate(p)
+        else:  # background: the chance that no object is there
+            full = np.concatenate([np.prod(1 - p, axis=0, keepdims=True), p])
         labels = np.concatenate([[0], ids])[full.argmax(0)]
     else:
         raise ValueError(f"unknown merge method {method!r}; use argmax, threshold or soft")

@@ -17,6 +17,12 @@ from .data.palette import read_mask, write_mask
 from .data.ytvos import VideoSample, YTVOSSplit
 
 
+def predictions_dir(root: str | os.PathLike, method: str) -> Path:
+    """Where the demo and the notebooks keep a method's predictions for dataset ``root``:
+    ``<root>/../predictions/<method>`` (``data/predictions/model`` for the built-in data)."""
+    return Path(root).parent / "predictions" / method
+
+
 def write_video_masks(
     pred_dir: str | os.PathLike, video: str, names: list[str], masks: np.ndarray
 ) -> None:
