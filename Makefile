@@ -36,8 +36,9 @@ train-tiny: setup
 student: setup
 	$(VENV)/bin/vostutorial student --notebooks notebooks
 
+# JupyterLab refuses root (lab containers often are) unless told
 lab: setup
-	$(VENV)/bin/jupyter lab notebooks
+	$(VENV)/bin/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) notebooks
 
 lint: setup
 	$(VENV)/bin/ruff check .
