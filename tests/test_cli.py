@@ -32,7 +32,17 @@ def test_synth_cli_writes_the_layout_and_refuses_overwrite(tmp_path, capsys):
 
 def test_demo_generates_and_summarizes(tmp_path):
     r = subprocess.run(
-        [sys.executable, "-m", "vostutorial", "demo", "--data", str(tmp_path)],
+        # the online-learning run is left out here (minutes); test_inference covers it
+        [
+            sys.executable,
+            "-m",
+            "vostutorial",
+            "demo",
+            "--data",
+            str(tmp_path),
+            "--online-steps",
+            "0",
+        ],
         capture_output=True,
         text=True,
     )

@@ -64,7 +64,8 @@ def test_default_forget_bias_starts_open():
 
 
 def test_skips_reach_the_decoder_only_when_configured():
-    tiny, plain = build_model("tiny"), build_model("tiny", skips=False)
+    tiny, plain = build_model("tiny"), build_model("tiny", skips=False, matching=False)
+    nn.init.normal_(tiny.decoder[-1].weight, std=0.1)  # it starts at zero (copy the mask)
     frames = torch.rand(1, 2, 3, 64, 96)
     assert [s.shape[1] for s in tiny.encode(frames)[1]] == [96, 64, 32, 16]  # 1/16 .. 1/2
     assert plain.encode(frames)[1] == []
@@ -73,6 +74,48 @@ def test_skips_reach_the_decoder_only_when_configured():
         a = tiny(frames, torch.ones(1, 1, 64, 96))
         b = tiny(torch.cat([frames[:, :1], frames[:, 1:].flip(-1)], 1), torch.ones(1, 1, 64, 96))
     assert torch.allclose(a[:, 0], b[:, 0]) and not torch.allclose(a[:, 1], b[:, 1])
+
+
+def test_feedback_hands_each_frame_the_previous_mask():
+    torch.manual_seed(0)
+    frames = torch.rand(1, 3, 3, 64, 96)
+    mask = torch.zeros(1, 1, 64, 96)
+    mask[..., 10:30, 20:50] = 1
+    outs = {}
+    for feedback in (True, False):
+        model = build_model("tiny", feedback=feedback, matching=False).eval()
+        nn.init.normal_(model.decoder[-1].weight, std=0.1)  # with feedback it starts at zero
+        for conv in (model.init_h, model.init_c):  # blind the initializer to the mask
+            nn.init.zeros_(conv.weight)
+            nn.init.zeros_(conv.bias)
+        with torch.no_grad():
+            outs[feedback] = (model(frames, mask), model(frames, 1 - mask))
+    assert build_model("tiny").cfg.feedback and not build_model("paper").cfg.feedback
+    (a, b), (c, d) = outs[True], outs[False]
+    assert (a - b).abs().amax(dim=(0, 2, 3, 4)).min() > 1e-3  # every frame sees the mask
+    torch.testing.assert_close(c, d)  # without feedback only the initializer could have
+
+
+def test_matching_finds_the_first_frame_object_wherever_it_moves():
+    torch.manual_seed(0)
+    model = build_model("tiny").eval()
+    assert model.cfg.matching and not build_model("paper").cfg.matching
+    b, t, h, w = 1, 3, 8, 12  # 1/8 maps of a 64x96 clip
+    feat8 = torch.rand(b * t, model.cfg.widths[2], h, w)
+    # the object's features sit at rows 0-1, cols 0-3 on frame 0 and move to rows 4-5, cols 6-9
+    obj = torch.rand(model.cfg.widths[2], 2, 4) + 5
+    feat8[0, :, 0:2, 0:4] = obj
+    feat8[1:, :, 4:6, 6:10] = obj
+    mask = torch.zeros(1, 1, 64, 96)
+    mask[..., 0:16, 0:32] = 1  # rows 0-1, cols 0-3 at 1/8
+    with torch.no_grad():
+        m = model.match_first_frame(feat8, mask, b, t)
+    assert m.shape == (1, t, 2, h, w)
+    torch.testing.assert_close(m[0, 0, 0, 0:2, 0:4], torch.ones(2, 4))  # itself: cosine 1
+    torch.testing.assert_close(m[0, 1:, 0, 4:6, 6:10], torch.ones(2, 2, 4))  # moved, still found
+    assert (m[0, 0, 1][mask[0, 0, ::8, ::8] == 0] > 0.999).all()  # background matches itself
+    with pytest.raises(ValueError, match="matching needs skips"):
+        build_model("tiny", skips=False)
 
 
 def test_tiny_config_is_small_and_shapes_flow():
@@ -170,5 +213,5 @@ def test_receptive_field_and_shape_trace():
     shapes = dict(trace_shapes(model, torch.rand(2, 3, 3, 64, 96), torch.rand(2, 1, 64, 96)))
     assert shapes["encoder stage 5 (pool)"] == (6, 128, 2, 3)  # B*T frames at 1/32
     assert shapes["init_h (1x1 conv)"] == (2, 64, 2, 3)  # one state per clip
-    assert shapes["decoder up 5"] == (6, 16, 64, 96)
+    assert shapes["decoder up 5"] == (2, 16, 64, 96)  # with feedback: frame by frame
     assert shapes["model output"] == (2, 3, 1, 64, 96)

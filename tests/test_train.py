@@ -9,8 +9,8 @@ import time
 import pytest
 import torch
 
-from vostutorial.checkpoint import load_checkpoint, load_model
-from vostutorial.losses import balanced_bce, bce
+from vostutorial.checkpoint import export_model, load_checkpoint, load_model, training_loss
+from vostutorial.losses import balanced_bce, bce, bce_iou
 from vostutorial.models import build_model
 from vostutorial.train import StepSampler, TrainConfig, load_config, lr_factor
 
@@ -85,6 +85,23 @@ def test_balanced_bce_gives_both_classes_equal_total_weight():
     assert g[targets > 0].abs().sum().item() == pytest.approx(g[targets == 0].abs().sum().item())
 
 
+def test_bce_iou_counts_a_painted_distractor_like_a_miss():
+    target = torch.zeros(1, 1, 1, 10, 10)
+    target[..., :2, :5] = 1  # the object: 10 pixels
+    distractor = torch.zeros_like(target)
+    distractor[..., 5:7, :5] = 1  # another object of the same size
+    sure = lambda m: torch.where(m > 0, 30.0, -30.0)  # noqa: E731 - confident logits
+    assert bce_iou(sure(target), target).item() == pytest.approx(0, abs=1e-6)
+    both = bce_iou(sure(target + distractor), target) - bce(sure(target + distractor), target)
+    half = target.clone()
+    half[..., 1, :] = 0  # misses 5 of the 10 pixels
+    missed = bce_iou(sure(half), target) - bce(sure(half), target)
+    assert both.item() == pytest.approx(1 - 11 / 21)  # IoU term: 10 / 20, smoothed
+    assert missed.item() == pytest.approx(1 - 6 / 11)  # IoU term: 5 / 10, smoothed
+    empty = torch.zeros_like(target)  # an absent object, nothing painted: only BCE remains
+    assert bce_iou(sure(empty), empty).item() == pytest.approx(0, abs=1e-6)
+
+
 def test_lr_schedule_warms_up_then_decays():
     cfg = TrainConfig(steps=100, warmup=10, min_lr=0.1)
     assert lr_factor(0, cfg) == pytest.approx(0.1)
@@ -148,6 +165,10 @@ def test_run_writes_log_config_and_checkpoint(synth_root, tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(model(x, m), ref.eval()(x, m), atol=2e-2, rtol=2e-2)
     assert (tmp_path / "w.pt").stat().st_size < 0.6 * (tmp_path / "run/last.pt").stat().st_size / 3
+    # both know the loss they were trained with (online learning fine-tunes with it)
+    assert training_loss(tmp_path / "w.pt") == training_loss(tmp_path / "run/last.pt") == "bce_iou"
+    export_model(ref, tmp_path / "bare.pt")  # no training record: the paper's loss
+    assert training_loss(tmp_path / "bare.pt") == "balanced"
 
 
 def test_killed_and_resumed_run_ends_identical(synth_root, tmp_path):

@@ -56,3 +56,24 @@ def test_viewer_rejects_mismatched_masks():
     frames, masks = _clip()
     with pytest.raises(ValueError, match="gt masks"):
         VideoViewer(frames, gt=masks[:, :10])
+
+
+def test_plot_training_log_draws_loss_and_validation(tmp_path):
+    import json
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from vostutorial.viz import plot_training_log
+
+    log = tmp_path / "log.jsonl"
+    rows = [{"step": s, "loss": 1.0 / s} for s in range(1, 31)]
+    rows[9]["val_J"], rows[29]["val_J"] = 0.2, 0.6
+    log.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    loss_ax, val_ax = plot_training_log(log)
+    raw, mean = loss_ax.get_lines()
+    assert list(raw.get_ydata()) == [1.0 / s for s in range(1, 31)]
+    assert len(mean.get_xdata()) == 30 - 25 + 1  # running mean of 25
+    assert mean.get_ydata()[0] == pytest.approx(sum(1.0 / s for s in range(1, 26)) / 25)
+    (val,) = val_ax.get_lines()
+    assert list(val.get_xdata()) == [10, 30] and list(val.get_ydata()) == [0.2, 0.6]

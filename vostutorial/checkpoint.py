@@ -63,6 +63,13 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> S
     return model.to(device).eval()
 
 
+def training_loss(path: str | os.PathLike) -> str:
+    """The loss a checkpoint (or export) was trained with; the paper's if it does not say."""
+    ckpt = load_checkpoint(path)
+    cfg = ckpt.get("train_config") or ckpt.get("info", {}).get("train_config") or {}
+    return cfg.get("loss", "balanced")
+
+
 PROJECT = Path(__file__).resolve().parents[1]
 TINY_CHECKPOINT = PROJECT / "checkpoints" / "tiny-synthetic.pt"
 

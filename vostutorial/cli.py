@@ -66,9 +66,11 @@ def cmd_check_data(a: argparse.Namespace) -> int:
 
 
 def cmd_demo(a: argparse.Namespace) -> int:
-    from .demo import run_demo
+    from .demo import ONLINE_STEPS, run_demo
 
-    run_demo(a.data, progress=not a.quiet)
+    if a.online_steps is None:
+        a.online_steps = ONLINE_STEPS
+    run_demo(a.data, progress=not a.quiet, online_steps=a.online_steps)
     return 0
 
 
@@ -214,6 +216,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="the main job on the built-in synthetic dataset")
     p.add_argument("--data", type=Path, default=None, help="dataset root (default: built-in)")
+    p.add_argument(
+        "--online-steps",
+        type=int,
+        default=None,
+        help="fine-tuning steps per video for the online-learning run (0: skip it; "
+        "default: vostutorial.demo.ONLINE_STEPS)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_demo)
     return parser

@@ -14,9 +14,9 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 from tqdm.auto import tqdm
 
-from .checkpoint import load_model
+from .checkpoint import load_model, training_loss
 from .data.ytvos import VideoSample, YTVOSSplit
-from .losses import balanced_bce
+from .losses import LOSSES
 from .models.s2s import S2S
 from .predictions import video_done, write_video_masks
 
@@ -51,15 +51,16 @@ def predict_objects(
     for t0, oids in sorted(by_start.items()):
         masks = torch.stack([torch.from_numpy(sample.first_masks[o][1]) for o in oids])
         masks = F.interpolate(masks[:, None].float().to(device), size=size, mode="nearest")
-        logits = model(frames[:, t0:], masks)  # (K, T - t0, 1, h', w')
-        logits = F.interpolate(
-            logits.flatten(0, 1), size=(h, w), mode="bilinear", align_corners=False
+        probs = torch.sigmoid(model(frames[:, t0:], masks))  # (K, T - t0, 1, h', w')
+        # probabilities interpolate as well as logits, and the sigmoid is 30x cheaper here
+        probs = F.interpolate(
+            probs.flatten(0, 1), size=(h, w), mode="bilinear", align_corners=False
         ).view(len(oids), -1, h, w)
-        probs = torch.sigmoid(logits).cpu().numpy()
+        if t0:  # zero before the object's first frame
+            probs = F.pad(probs, (0, 0, 0, 0, t0, 0))
+        probs = probs.cpu().numpy()
         for k, oid in enumerate(oids):
-            full = np.zeros((t_all, h, w), np.float32)
-            full[t0:] = probs[k]
-            out[oid] = full
+            out[oid] = probs[k]
     return out
 
 
@@ -117,15 +118,17 @@ def finetune_online(
     sample: VideoSample,
     steps: int,
     size: tuple[int, int] | None = None,
-    lr: float = 1e-4,
+    lr: float = 3e-4,  # synthetic valid, 50 steps: 1e-4 gave overall 0.749, 3e-4 0.773
     clip_len: int = 3,
     seed: int = 0,
     device: str | torch.device = "cpu",
+    loss: str = "bce_iou",
 ) -> S2S:
     """Online learning, as in the paper: a copy of ``model`` fine-tuned for ``steps`` Adam steps
     on the masks given for this video. Each step shows every given (frame, mask) as a short
     clip of randomly shifted, scaled and rotated copies of itself, the first copy initialising
-    and the others as targets. ``model`` itself is left unchanged."""
+    and the others as targets. ``loss`` names one of `vostutorial.losses.LOSSES`: use the one
+    the model was trained with (`checkpoint.training_loss`). ``model`` itself is unchanged."""
     size = size or model.cfg.input_size
     tuned = copy.deepcopy(model).to(device).train()
     opt = torch.optim.Adam(tuned.parameters(), lr=lr)
@@ -148,9 +151,9 @@ def finetune_online(
                 masks.append(torch.stack([x.as_subclass(torch.Tensor) for _, x in pairs]))
             frames, masks = torch.stack(frames).to(device), torch.stack(masks).to(device)
             logits = tuned(frames, masks[:, 0])
-            loss = balanced_bce(logits[:, 1:], masks[:, 1:])
+            value = LOSSES[loss](logits[:, 1:], masks[:, 1:])
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            value.backward()
             opt.step()
     return tuned.eval()
 
@@ -173,11 +176,16 @@ def predict_split(
     """
     ds = YTVOSSplit(root, split)
     model = load_model(checkpoint, device)
+    loss = training_loss(checkpoint)
     out = Path(out)
     todo = [v for v in ds.videos if not video_done(out, v)]
     for video in tqdm(todo, desc="predict", unit="video", disable=not progress):
         sample = ds.read_video(video)
-        net = finetune_online(model, sample, online_steps, device=device) if online_steps else model
+        net = (
+            finetune_online(model, sample, online_steps, device=device, loss=loss)
+            if online_steps
+            else model
+        )
         probs = predict_objects(net, sample, device=device)
         labels = merge(probs, sample.first_masks, merge_method)
         write_video_masks(out, video, sample.frame_names, labels)

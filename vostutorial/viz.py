@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -190,3 +191,29 @@ def boundary_picture(pred: np.ndarray, gt: np.ndarray, bound_th: float = 0.008) 
     img[bp & band] = (0, 170, 0)
     img[bp & ~band] = (220, 0, 0)
     return img
+
+
+def plot_training_log(log_path, axes=None, smooth: int = 25):
+    """Loss (per step and a running mean) and validation J of a ``log.jsonl`` written by
+    `vostutorial.train`, on two matplotlib axes (made when not given). Returns the axes."""
+    import json
+
+    import matplotlib.pyplot as plt
+
+    log = [json.loads(line) for line in Path(log_path).read_text().splitlines()]
+    steps = np.array([r["step"] for r in log])
+    loss = np.array([r["loss"] for r in log])
+    if axes is None:
+        axes = plt.subplots(1, 2, figsize=(11, 3))[1]
+    k = min(smooth, len(loss))
+    axes[0].plot(steps, loss, alpha=0.3, label="per step")
+    axes[0].plot(
+        steps[k - 1 :], np.convolve(loss, np.ones(k) / k, mode="valid"), label=f"mean of {k}"
+    )
+    axes[0].set(xlabel="step", ylabel="training loss", yscale="log", title="training loss")
+    axes[0].legend()
+    val = [(r["step"], r["val_J"]) for r in log if "val_J" in r]
+    if val:
+        axes[1].plot(*zip(*val, strict=True), "o-")
+    axes[1].set(xlabel="step", ylabel="J", ylim=(0, 1), title="validation J (held-out videos)")
+    return axes

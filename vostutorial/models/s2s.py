@@ -10,7 +10,9 @@
 Frames are RGB in [0, 1]; the model normalises them with ImageNet statistics itself, so that
 ImageNet weights (an option: a local file, never a download) fit. Configurations live in
 `CONFIGS`: ``paper`` is the above at 256x448, ``tiny`` keeps every part and the data flow with
-narrow layers so that it trains on two CPU cores in minutes.
+narrow layers so that it trains on two CPU cores, and adds three options of `ModelConfig` that
+make a small, briefly trained network track the given object rather than detect categories:
+U-Net skips, mask feedback and matching to the first frame.
 """
 
 from __future__ import annotations
@@ -47,6 +49,23 @@ class ModelConfig:
     # its resolution. Not in the paper (its decoder sees only h_t); added for `tiny`, whose
     # 4x7 memory is too coarse to paint shapes alone (cf. Azimi et al. 2020, skip-memory S2S).
     skips: bool = False
+    # Mask feedback: frame t's ConvLSTM input and every decoder stage also see the mask
+    # predicted for frame t-1 (the given mask for t = 0), resized to their resolution, and the
+    # decoder paints a correction to that mask: logits_t = decoder(...) + s * (2 m_{t-1} - 1),
+    # with a learnt s and the decoder's last layer starting at zero, so that an untrained model
+    # already copies the previous mask. Not in the paper either; added for `tiny` so that it
+    # follows *where* the object was instead of learning category detectors, which do not
+    # transfer to unseen categories (cf. MaskTrack, Perazzi et al. 2017). Costs one sequential
+    # decode per frame.
+    feedback: bool = False
+    # Matching to the first frame (needs skips): each pixel's best cosine similarity, in a
+    # learnt embedding of the 1/8 encoder features, to the object's pixels on frame 0 and to
+    # the background's; the two maps join the decoder at 1/8, and their difference, upsampled
+    # and scaled by a learnt factor, is added to the logits (a short path that trains the
+    # embedding directly). A cue that holds for any texture, seen or not, and survives fast
+    # motion (cf. FEELVOS's global matching, Voigtlaender et al. 2019). Not in the paper.
+    matching: bool = False
+    match_dim: int = 32
 
     @property
     def is_vgg16(self) -> bool:
@@ -63,6 +82,8 @@ CONFIGS: dict[str, ModelConfig] = {
         hidden=64,
         decoder=(64, 48, 32, 16, 16),
         skips=True,
+        feedback=True,
+        matching=True,
     ),
 }
 
@@ -93,7 +114,8 @@ class S2S(nn.Module):
     - ``frames``: ``(B, T, 3, H, W)`` RGB in [0, 1], H and W multiples of 32
     - ``first_mask``: ``(K, 1, H, W)`` the object's mask on frame 0; K = B, or B = 1 and K
       objects of one video, whose frames are then encoded once and shared
-    - returns logits ``(K, T, 1, H, W)``, one map per frame, the first included
+    - returns logits ``(K, T, 1, H, W)``, one map per frame, the first included, and with
+      ``return_hidden=True`` also the memory's hidden states ``(K, T, C, H/32, W/32)``
     """
 
     def __init__(self, cfg: ModelConfig):
@@ -107,11 +129,19 @@ class S2S(nn.Module):
         self.initializer = vgg_features(cfg.widths, cfg.convs, 4)
         self.init_h = nn.Conv2d(feat, cfg.hidden, 1)
         self.init_c = nn.Conv2d(feat, cfg.hidden, 1)
-        self.lstm = ConvLSTMCell(cfg.hidden, cfg.hidden, cfg.lstm_kernel)
+        fb = int(cfg.feedback)  # the previous mask: one more input channel where it joins
+        self.lstm = ConvLSTMCell(cfg.hidden + fb, cfg.hidden, cfg.lstm_kernel)
         layers: list[nn.Module] = []
         c, k = cfg.hidden, cfg.decoder_kernel
         # with skips, the encoder widths at 1/16, 1/8, 1/4, 1/2 join the stages' outputs
         joins = list(cfg.widths[-2::-1]) + [0] if cfg.skips else [0] * len(cfg.decoder)
+        joins = [j + fb for j in joins]
+        if cfg.matching:
+            if not cfg.skips:
+                raise ValueError("matching needs skips=True (it matches the 1/8 encoder features)")
+            self.match_key = nn.Conv2d(cfg.widths[2], cfg.match_dim, 1)
+            joins[1] += 2  # stage 1 paints at 1/8: object and background similarity maps
+            self.match_scale = nn.Parameter(torch.tensor(5.0))
         for width, extra in zip(cfg.decoder, joins, strict=True):  # 1/32 -> 1/1, 2x a stage
             layers += [
                 nn.ConvTranspose2d(c, width, k, stride=2, padding=k // 2, output_padding=1),
@@ -121,6 +151,9 @@ class S2S(nn.Module):
         layers.append(nn.Conv2d(c, 1, k, padding=k // 2))
         self.decoder = nn.Sequential(*layers)
         self._init_weights()
+        if cfg.feedback:
+            self.prior_scale = nn.Parameter(torch.tensor(3.0))  # logit +-3: p = 0.95 / 0.05
+            nn.init.zeros_(self.decoder[-1].weight)  # start as "copy the previous mask"
 
     def _init_weights(self) -> None:
         # He initialisation for the ReLU stacks, as torchvision's VGG does: PyTorch's default
@@ -157,17 +190,56 @@ class S2S(nn.Module):
         x = self.initializer(torch.cat([self._normalise(frame), mask], dim=1))
         return self.init_h(x), self.init_c(x)
 
-    def decode(self, h: Tensor, skips: list[Tensor] | None = None) -> Tensor:
-        """Hidden states ``(N, C, H/32, W/32)`` (and skip maps) -> logits ``(N, 1, H, W)``."""
+    def match_first_frame(self, feat8: Tensor, first_mask: Tensor, b: int, t: int) -> Tensor:
+        """Global matching: 1/8 features ``(B*T, C, h, w)`` of B clips and first masks
+        ``(K, 1, H, W)`` -> ``(K, T, 2, h, w)``, each pixel's highest cosine similarity to the
+        object's pixels of frame 0 (channel 0) and to its background's (channel 1)."""
+        e = nn.functional.normalize(self.match_key(feat8), dim=1)
+        h, w = e.shape[-2:]
+        e = e.reshape(b, t, e.shape[1], h * w)
+        sim = torch.einsum("btep,beq->btpq", e, e[:, 0])  # (B, T, P, Q): frame t vs frame 0
+        m = _resize(first_mask, (h, w)).flatten(1)  # (K, Q) object fraction of each cell
+        k = m.shape[0]
+        # object cells: at least half covered, or for an object smaller than a cell its best ones
+        fg = (m >= m.amax(1, keepdim=True).clamp(max=0.5)) & (m > 0)
+        if b == 1 and k > 1:
+            sim = sim.expand(k, *sim.shape[1:])
+        best = [sim.masked_fill(~sel[:, None, None, :], -1.0).amax(-1) for sel in (fg, m < 0.5)]
+        return torch.stack(best, dim=2).view(k, t, 2, h, w)
+
+    def match_logits(self, match: Tensor, size: tuple[int, int]) -> Tensor:
+        """The matching maps' direct vote ``(N, 1, H, W)``: object minus background
+        similarity, upsampled to ``size`` and scaled."""
+        vote = (match[:, :1] - match[:, 1:]).contiguous()
+        up = nn.functional.interpolate(vote, size=size, mode="bilinear", align_corners=False)
+        return self.match_scale * up
+
+    def decode(
+        self,
+        h: Tensor,
+        skips: list[Tensor] | None = None,
+        prev: Tensor | None = None,
+        match: Tensor | None = None,
+    ) -> Tensor:
+        """Hidden states ``(N, C, H/32, W/32)`` (and skip maps, and with feedback the previous
+        mask ``(N, 1, H, W)``, and with matching the maps ``(N, 2, H/8, W/8)``) -> logits
+        ``(N, 1, H, W)``."""
         skips = list(skips or [])
         x = h
         for layer in self.decoder:
             x = layer(x)
-            if skips and isinstance(layer, nn.ReLU):  # after each upsampling stage
-                x = torch.cat([x, skips.pop(0)], dim=1)
+            if isinstance(layer, nn.ReLU):  # after each upsampling stage
+                if skips:
+                    x = torch.cat([x, skips.pop(0)], dim=1)
+                if prev is not None:
+                    x = torch.cat([x, _resize(prev, x.shape[-2:])], dim=1)
+                if match is not None and match.shape[-2:] == x.shape[-2:]:
+                    x = torch.cat([x, match], dim=1)
         return x
 
-    def forward(self, frames: Tensor, first_mask: Tensor) -> Tensor:
+    def forward(
+        self, frames: Tensor, first_mask: Tensor, return_hidden: bool = False
+    ) -> Tensor | tuple[Tensor, Tensor]:
         b, t, _, hgt, wid = frames.shape
         k = first_mask.shape[0]
         if hgt % 32 or wid % 32:
@@ -175,17 +247,61 @@ class S2S(nn.Module):
         if b != k and b != 1:
             raise ValueError(f"{b} clips but {k} masks: give one mask per clip, or one clip")
         feats, skips = self.encode(frames)
+        match = self.match_first_frame(skips[1], first_mask, b, t) if self.cfg.matching else None
         if b == 1 and k > 1:  # K objects of one video: encode once, share
             feats = feats.expand(k, *feats.shape[1:])
             skips = [s.repeat(k, 1, 1, 1) for s in skips]
         first = frames[:, 0].expand(k, *frames.shape[2:]) if b == 1 else frames[:, 0]
         state = self.initial_state(first, first_mask)
-        hs = []
+        if self.cfg.feedback:
+            logits, hs = self._forward_feedback(feats, skips, state, first_mask, match)
+        else:
+            hs = []
+            for i in range(t):
+                state = self.lstm(feats[:, i], state)
+                hs.append(state[0])
+            hs = torch.stack(hs, dim=1)
+            flat = match.flatten(0, 1) if match is not None else None
+            logits = self.decode(hs.flatten(0, 1), skips, match=flat)
+            if flat is not None:
+                logits = logits + self.match_logits(flat, (hgt, wid))
+            logits = logits.view(k, t, 1, hgt, wid)
+        return (logits, hs) if return_hidden else logits
+
+    def _forward_feedback(
+        self,
+        feats: Tensor,
+        skips: list[Tensor],
+        state: State,
+        first_mask: Tensor,
+        match: Tensor | None,
+    ) -> tuple[Tensor, Tensor]:
+        """Frame by frame, each step correcting the mask it predicted for the previous frame.
+
+        The fed-back probabilities are detached: training then sees exactly what inference
+        sees (its own, imperfect masks), and no gradient runs through the chain of masks."""
+        k, t = feats.shape[:2]
+        skips = [s.view(k, t, *s.shape[1:]) for s in skips]
+        prev, out, hs = first_mask, [], []
         for i in range(t):
-            state = self.lstm(feats[:, i], state)
+            x = torch.cat([feats[:, i], _resize(prev, feats.shape[-2:])], dim=1)
+            state = self.lstm(x, state)
             hs.append(state[0])
-        logits = self.decode(torch.stack(hs, dim=1).flatten(0, 1), skips)
-        return logits.view(k, t, 1, hgt, wid)
+            m = match[:, i] if match is not None else None
+            logits = self.decode(state[0], [s[:, i] for s in skips], prev, m)
+            logits = logits + self.prior_scale * (2 * prev - 1)
+            if m is not None:
+                logits = logits + self.match_logits(m, prev.shape[-2:])
+            out.append(logits)
+            prev = torch.sigmoid(logits).detach()
+        return torch.stack(out, dim=1), torch.stack(hs, dim=1)
+
+
+def _resize(mask: Tensor, size: tuple[int, int]) -> Tensor:
+    """A mask ``(N, 1, H, W)`` averaged down (or repeated up) to ``size``."""
+    if tuple(mask.shape[-2:]) == tuple(size):
+        return mask
+    return nn.functional.adaptive_avg_pool2d(mask, size)
 
 
 def build_model(
