@@ -53,7 +53,11 @@ def export_model(
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> S2S:
     """A model from a training checkpoint or an export, ready for inference."""
-    ckpt = load_checkpoint(path)
+    return model_from_checkpoint(load_checkpoint(path), device)
+
+
+def model_from_checkpoint(ckpt: dict, device: str | torch.device = "cpu") -> S2S:
+    """The model of an already loaded checkpoint (`load_checkpoint`), ready for inference."""
     cfg = dict(ckpt["model_config"])
     cfg = ModelConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items()})
     model = build_model(cfg)
@@ -63,9 +67,9 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> S
     return model.to(device).eval()
 
 
-def training_loss(path: str | os.PathLike) -> str:
-    """The loss a checkpoint (or export) was trained with; the paper's if it does not say."""
-    ckpt = load_checkpoint(path)
+def training_loss(ckpt: dict) -> str:
+    """The loss a loaded checkpoint (or export) was trained with; the paper's if it does not
+    say."""
     cfg = ckpt.get("train_config") or ckpt.get("info", {}).get("train_config") or {}
     return cfg.get("loss", "balanced")
 

@@ -99,7 +99,7 @@ def run_demo(
         print(format_ytvos(reports[name]))
         last = i == len(runs) - 1  # the demo's result; the plain model's sits beside it
         write_json(reports[name], out / ("metrics.json" if last else "metrics_no_online.json"))
-    report = reports[name]
+    report = reports[runs[-1][0]]
     floor_dir = predictions_dir(root, "copy-first")
     baseline_copy_first(root, "valid", floor_dir, progress=False)
     floor = evaluate_ytvos(floor_dir, root, "valid", progress=False)

@@ -14,7 +14,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 from tqdm.auto import tqdm
 
-from .checkpoint import load_model, training_loss
+from .checkpoint import load_checkpoint, model_from_checkpoint, training_loss
 from .data.ytvos import VideoSample, YTVOSSplit
 from .losses import LOSSES
 from .models.s2s import S2S
@@ -175,8 +175,8 @@ def predict_split(
     written atomically. Returns ``out``.
     """
     ds = YTVOSSplit(root, split)
-    model = load_model(checkpoint, device)
-    loss = training_loss(checkpoint)
+    ckpt = load_checkpoint(checkpoint)
+    model, loss = model_from_checkpoint(ckpt, device), training_loss(ckpt)
     out = Path(out)
     todo = [v for v in ds.videos if not video_done(out, v)]
     for video in tqdm(todo, desc="predict", unit="video", disable=not progress):
