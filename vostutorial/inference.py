@@ -42,7 +42,7 @@ def predict_objects(
     """
     model.eval()
     size = size or model.cfg.input_size
-    t_all, h, w = sample.frames.shape[:3]
+    h, w = sample.frames.shape[1:3]
     frames = _to_tensor(sample.frames, size, device)
     out: dict[int, np.ndarray] = {}
     by_start: dict[int, list[int]] = {}
