@@ -96,6 +96,22 @@ def test_feedback_hands_each_frame_the_previous_mask():
     torch.testing.assert_close(c, d)  # without feedback only the initializer could have
 
 
+def test_untrained_feedback_carries_the_given_mask_forward():
+    torch.manual_seed(0)
+    model = build_model("tiny", matching=False).eval()  # matching would add its own vote
+    mask = torch.zeros(1, 1, 64, 96)
+    mask[..., 10:30, 20:50] = 1
+    with torch.no_grad():
+        p = torch.sigmoid(model(torch.rand(1, 4, 3, 64, 96), mask))
+    # the decoder's correction starts at zero, so each frame is the fed-back previous mask
+    # alone: p_t = sigmoid(s * (2 p_{t-1} - 1)) with s = 3 and p_{-1} the given mask
+    prev = mask
+    for t in range(4):
+        prev = torch.sigmoid(3.0 * (2 * prev - 1))
+        torch.testing.assert_close(p[0, t], prev[0])
+    assert ((p[0] > 0.5) == (mask > 0)).all()  # the object stays where it was given
+
+
 def test_matching_finds_the_first_frame_object_wherever_it_moves():
     torch.manual_seed(0)
     model = build_model("tiny").eval()
