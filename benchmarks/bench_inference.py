@@ -1,8 +1,15 @@
-"""Inference throughput: frames x objects per second for ``tiny`` and ``paper`` on CPU (and
-CUDA), the objects of a video batched together (one shared encoding) against a loop over them
-one at a time, at 4 objects (goal: at least 2x), and the cost of merging and writing the PNGs.
+"""Inference throughput on CPU (and CUDA): frames x objects per second for ``tiny`` and
+``paper``, the objects of a video batched together (one shared encoding) against a loop over
+them one at a time, at 4 objects (goal: at least 2x), and the cost of merging and writing PNGs.
 
-    python benchmarks/bench_inference.py [--frames 10] [--configs tiny paper]
+Each line times both ways side by side: ``predict_objects`` end to end (720p frames in,
+probability maps out) and the network alone (frames already at the model's size). Batching
+shares the encoder, the matching's frame features and the frame resizing; the initializer,
+the ConvLSTM and the decoder run once per object either way. So the speed-up is large where
+the encoder dominates (``paper``: VGG16) and grows with the clip, as the per-object
+initializer is spread over more frames.
+
+    python benchmarks/bench_inference.py [--frames 10] [--objects 4] [--configs tiny paper]
 """
 
 import argparse
@@ -19,6 +26,7 @@ from vostutorial.predictions import write_video_masks
 
 
 def video(t: int, h: int, w: int, k: int) -> VideoSample:
+    """Random 720p frames and k rectangular objects, all given on frame 0."""
     rng = np.random.default_rng(0)
     frames = rng.integers(0, 255, (t, h, w, 3), dtype=np.uint8)
     masks = {}
@@ -30,14 +38,39 @@ def video(t: int, h: int, w: int, k: int) -> VideoSample:
     return VideoSample("bench", [f"{5 * i:05d}" for i in range(t)], frames, masks, {})
 
 
-def best_of(fn, n=2):
+def seconds(fn) -> float:
+    t0 = time.perf_counter()
     fn()
-    out = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t0)
-    return min(out)
+    return time.perf_counter() - t0
+
+
+def one_at_a_time(sample: VideoSample) -> list[VideoSample]:
+    return [
+        VideoSample(sample.name, sample.frame_names, sample.frames, {oid: first}, {})
+        for oid, first in sample.first_masks.items()
+    ]
+
+
+@torch.inference_mode()
+def compare(model, sample: VideoSample, device: str) -> dict[str, tuple[float, float]]:
+    """Seconds ``(batched, one at a time)`` for the whole prediction and for the network."""
+    singles = one_at_a_time(sample)
+    t, k, size = len(sample.frames), len(sample.first_masks), model.cfg.input_size
+    frames = torch.rand(1, t, 3, *size, device=device)
+    masks = (torch.rand(k, 1, *size, device=device) > 0.7).float()
+    sync = torch.cuda.synchronize if device == "cuda" else lambda: None
+
+    def net(m):
+        model(frames, m)
+        sync()
+
+    return {
+        "predict_objects": (
+            seconds(lambda: predict_objects(model, sample, device=device)),
+            seconds(lambda: [predict_objects(model, s, device=device) for s in singles]),
+        ),
+        "network": (seconds(lambda: net(masks)), seconds(lambda: [net(m[None]) for m in masks])),
+    }
 
 
 def main() -> None:
@@ -45,46 +78,48 @@ def main() -> None:
     p.add_argument("--frames", type=int, default=10)
     p.add_argument("--objects", type=int, default=4)
     p.add_argument("--configs", nargs="+", default=["tiny", "paper"])
+    p.add_argument("--repeat", type=int, default=3, help="runs per figure (the best is kept)")
     a = p.parse_args()
     for device in ["cpu"] + (["cuda"] if torch.cuda.is_available() else []):
         for name in a.configs:
             model = build_model(name).to(device).eval()
-            t = a.frames if name == "tiny" or device == "cuda" else 3
-            sample = video(t, 720, 1280, a.objects)  # YouTube-VOS frames are 720p
-            batched = best_of(lambda m=model, s=sample, d=device: predict_objects(m, s, device=d))
+            repeat = a.repeat if name == "tiny" or device == "cuda" else 1  # paper: ~1 min a run
+            compare(model, video(2, 720, 1280, a.objects), device)  # warm-up
+            sample = video(a.frames, 720, 1280, a.objects)
+            runs = [compare(model, sample, device) for _ in range(repeat)]
+            fo = a.frames * a.objects
+            for what in runs[0]:
+                batched = min(r[what][0] for r in runs)
+                single = min(r[what][1] for r in runs)
+                print(
+                    f"{name:5} {device:4} {what:15} {a.objects} objects x {a.frames} frames: "
+                    f"batched {fo / batched:6.1f} frame-objects/s, one at a time "
+                    f"{fo / single:6.1f}, speed-up {single / batched:.2f}x (goal >= 2x)"
+                )
+    merge_and_write(a.frames, a.objects)
 
-            def loop(model=model, sample=sample, device=device):
-                for oid, first in sample.first_masks.items():
-                    predict_objects(
-                        model,
-                        VideoSample(
-                            sample.name, sample.frame_names, sample.frames, {oid: first}, {}
-                        ),
-                        device=device,
-                    )
 
-            single = best_of(loop)
-            fo = t * a.objects
-            print(
-                f"{name:6} {device:4} {a.objects} objects x {t} frames (720p in, "
-                f"{model.cfg.input_size[0]}x{model.cfg.input_size[1]} model): batched "
-                f"{fo / batched:6.1f} frame-objects/s, one at a time {fo / single:6.1f}, "
-                f"speed-up {single / batched:.2f}x (goal >= 2x)"
-            )
-    sample = video(a.frames, 720, 1280, a.objects)
+def merge_and_write(t: int, k: int, size=(128, 224), out=(720, 1280)) -> None:
+    """Merge and PNG cost per 720p frame, from smooth model-size maps of k moving discs."""
+    yy, xx = np.mgrid[: size[0], : size[1]] / size[0]
+
+    def disc(oid: int, i: int) -> np.ndarray:  # a soft-edged disc moving right
+        r = np.hypot(yy - 0.2 - 0.15 * oid, xx - 0.3 * oid - 0.02 * i)
+        return 1 / (1 + np.exp(40 * (r - 0.2)))
+
     probs = {
-        k: np.random.default_rng(k).uniform(0, 1, sample.frames.shape[:3]).astype(np.float32)
-        for k in sample.first_masks
+        oid: np.stack([disc(oid, i) for i in range(t)]).astype(np.float32)
+        for oid in range(1, k + 1)
     }
-    t_merge = best_of(lambda: merge(probs, sample.first_masks)) / a.frames
-    labels = merge(probs, sample.first_masks)
+    merge(probs, size=out)  # warm-up
+    t_merge = min(seconds(lambda: merge(probs, size=out)) for _ in range(3)) / t
+    labels = merge(probs, size=out)
+    names = [f"{5 * i:05d}" for i in range(t)]
     with tempfile.TemporaryDirectory() as tmp:
-        t_write = (
-            best_of(lambda: write_video_masks(tmp, "v", sample.frame_names, labels)) / a.frames
-        )
+        t_write = min(seconds(lambda: write_video_masks(tmp, "v", names, labels)) for _ in range(3))
     print(
-        f"merge {1000 * t_merge:.1f} ms/frame, PNG writing {1000 * t_write:.1f} ms/frame "
-        f"(720x1280, {a.objects} objects)"
+        f"merge {1000 * t_merge:.1f} ms/frame, PNG writing {1000 * t_write / t:.1f} ms/frame "
+        f"({size[0]}x{size[1]} maps of {k} objects to {out[0]}x{out[1]} id maps)"
     )
 
 

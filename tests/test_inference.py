@@ -9,7 +9,14 @@ import torch
 
 from vostutorial.checkpoint import export_model, load_model
 from vostutorial.data import YTVOSSplit, read_mask
-from vostutorial.inference import finetune_online, merge, predict_objects, soft_aggregate
+from vostutorial.inference import (
+    finetune_online,
+    merge,
+    predict_objects,
+    soft_aggregate,
+    upsample,
+    upsampled_argmax,
+)
 from vostutorial.models import build_model
 
 
@@ -64,7 +71,36 @@ def test_given_masks_override_their_frame():
         merge(probs, method="vote")
 
 
-def test_predict_objects_full_resolution_late_starts_and_shared_batches(synth_root, weights):
+def test_merge_resizes_to_the_given_masks_and_names_a_mismatch():
+    probs = {1: np.zeros((2, 4, 6), np.float32), 2: np.ones((2, 4, 6), np.float32)}
+    given = np.zeros((8, 12), bool)
+    given[0, 0] = True
+    out = merge(probs, {1: (0, given)})
+    assert out.shape == (2, 8, 12) and out[0, 0, 0] == 1 and (out[1] == 2).all()
+    assert merge(probs).shape == (2, 4, 6)
+    assert merge(probs, size=(3, 5)).shape == (2, 3, 5)
+    with pytest.raises(ValueError, match="given mask of object 1 is"):
+        merge(probs, {1: (0, given)}, size=(4, 6))
+
+
+@pytest.mark.parametrize(
+    ("shape", "size"),
+    [((3, 2, 32, 56), (180, 320)), ((5, 1, 7, 9), (50, 31)), ((2, 2, 16, 16), (8, 8))],
+)
+def test_upsampled_argmax_is_the_argmax_of_the_resized_scores(shape, size):
+    # smooth random scores: regions and boundaries, as real probability maps have
+    rng = np.random.default_rng(sum(shape))
+    s = torch.from_numpy(rng.uniform(0, 1, shape).astype(np.float32))
+    s = torch.nn.functional.avg_pool2d(s.flatten(0, 1)[:, None], 3, 1, 1).view(shape)
+    resized = torch.nn.functional.interpolate(s, size=size, mode="bilinear", align_corners=False)
+    top2 = resized.topk(2, dim=0).values
+    differ = upsampled_argmax(s.numpy(), size) != resized.argmax(0).numpy()
+    # identical up to float rounding, i.e. except where the two best classes tie
+    assert (top2[0] - top2[1]).numpy()[differ].max(initial=0) < 1e-5
+    assert differ.mean() < 1e-4
+
+
+def test_predict_objects_model_resolution_late_starts_and_shared_batches(synth_root, weights):
     model = load_model(weights)
     valid = YTVOSSplit(synth_root, "valid")
     for video in valid.videos:
@@ -72,7 +108,7 @@ def test_predict_objects_full_resolution_late_starts_and_shared_batches(synth_ro
         probs = predict_objects(model, sample)
         assert set(probs) == set(sample.first_masks)
         for oid, (t0, _) in sample.first_masks.items():
-            assert probs[oid].shape == sample.frames.shape[:3]
+            assert probs[oid].shape == (len(sample.frames), *model.cfg.input_size)
             assert not probs[oid][:t0].any() and probs[oid][t0:].min() > 0
     # objects starting together are batched: the same as one at a time
     sample = max((valid.read_video(v) for v in valid.videos), key=lambda s: len(s.first_masks))
@@ -97,7 +133,7 @@ def test_online_learning_fits_the_given_mask_and_leaves_the_model_alone(synth_ro
     sample.first_masks = {oid: (0, mask)}
 
     def fit(m):  # J of the prediction on the given frame itself
-        p = predict_objects(m, sample)[oid][1] > 0.5
+        p = upsample(predict_objects(m, sample)[oid], mask.shape)[1] > 0.5
         return (p & mask).sum() / max(1, (p | mask).sum())
 
     tuned = finetune_online(model, sample, steps=30, lr=1e-3)

@@ -4,6 +4,7 @@ from torch import nn
 
 from vostutorial.cli import main
 from vostutorial.models import CONFIGS, ConvLSTM, ConvLSTMCell, build_model
+from vostutorial.models.s2s import OneMapConv, _join
 from vostutorial.models.summary import count_macs
 
 
@@ -175,6 +176,29 @@ def test_objects_of_one_video_share_the_encoding():
         together = model(frames, masks)
         alone = torch.cat([model(frames, m[None]) for m in masks])
     torch.testing.assert_close(together, alone, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize(("kernel", "layout"), [(5, "nhwc"), (5, "nchw"), (3, "nhwc"), (1, "nchw")])
+def test_one_map_conv_without_autograd_computes_the_same_convolution(kernel, layout):
+    torch.manual_seed(0)
+    conv, x = OneMapConv(17, kernel), torch.randn(3, 17, 20, 30)
+    if layout == "nhwc":
+        fmt = torch.channels_last
+        conv, x = conv.to(memory_format=fmt), x.to(memory_format=fmt)
+    library = conv(x)  # with autograd: nn.Conv2d's own forward
+    assert library.grad_fn is not None
+    with torch.inference_mode():
+        taps = conv(x)  # per-tap maps, shifted and summed
+    torch.testing.assert_close(taps, library.detach(), atol=1e-4, rtol=1e-5)
+
+
+def test_join_keeps_the_channels_last_layout():
+    x = torch.randn(2, 4, 5, 6).to(memory_format=torch.channels_last)
+    parts = [x, torch.rand(2, 1, 5, 6), torch.rand(2, 3, 5, 6)]
+    joined = _join(parts)
+    assert torch.equal(joined, torch.cat(parts, dim=1))
+    assert joined.is_contiguous(memory_format=torch.channels_last)
+    assert not torch.cat(parts, dim=1).is_contiguous(memory_format=torch.channels_last)
 
 
 def test_bad_sizes_are_clear_errors():

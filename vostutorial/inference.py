@@ -12,6 +12,7 @@ import torch
 from torch.nn import functional as F
 from torchvision import tv_tensors
 from torchvision.transforms import v2
+from torchvision.transforms.v2 import functional as TF
 from tqdm.auto import tqdm
 
 from .checkpoint import load_checkpoint, model_from_checkpoint, training_loss
@@ -22,9 +23,12 @@ from .predictions import video_done, write_video_masks
 
 
 def _to_tensor(frames: np.ndarray, size: tuple[int, int], device) -> torch.Tensor:
-    """``(T, H, W, 3)`` uint8 -> ``(1, T, 3, h, w)`` float in [0, 1] at the model's size."""
-    x = torch.from_numpy(frames).to(device).permute(0, 3, 1, 2).float() / 255
-    return F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)[None]
+    """``(T, H, W, 3)`` uint8 -> ``(1, T, 3, h, w)`` float in [0, 1] at the model's size.
+
+    Resized as uint8, as the training clips are (`data.clips`): the same pixels the model
+    learnt from, and on CPU some 20x faster than resizing 720p frames as floats."""
+    x = torch.from_numpy(frames).to(device).permute(0, 3, 1, 2)
+    return (TF.resize(x, list(size), antialias=True).float() / 255)[None]
 
 
 @torch.inference_mode()
@@ -34,15 +38,16 @@ def predict_objects(
     size: tuple[int, int] | None = None,
     device: str | torch.device = "cpu",
 ) -> dict[int, np.ndarray]:
-    """Foreground probability of every object on every frame, at the video's resolution.
+    """Foreground probability of every object on every frame, at the model's resolution.
 
     Each object starts at the frame where its mask is given and runs to the end; objects that
     start on the same frame go through the network together as one batch, sharing the frames'
-    encoding. Returns ``{object_id: (T, H, W) float32}``, zero before the object's first frame.
+    encoding. Returns ``{object_id: (T, h, w) float32}`` with ``(h, w) = size`` (default the
+    model's input size), zero before the object's first frame. `merge` turns the maps into id
+    maps at the video's resolution; `upsample` resizes one object's maps.
     """
     model.eval()
     size = size or model.cfg.input_size
-    h, w = sample.frames.shape[1:3]
     frames = _to_tensor(sample.frames, size, device)
     out: dict[int, np.ndarray] = {}
     by_start: dict[int, list[int]] = {}
@@ -51,17 +56,17 @@ def predict_objects(
     for t0, oids in sorted(by_start.items()):
         masks = torch.stack([torch.from_numpy(sample.first_masks[o][1]) for o in oids])
         masks = F.interpolate(masks[:, None].float().to(device), size=size, mode="nearest")
-        probs = torch.sigmoid(model(frames[:, t0:], masks))  # (K, T - t0, 1, h', w')
-        # probabilities interpolate as well as logits, and the sigmoid is 30x cheaper here
-        probs = F.interpolate(
-            probs.flatten(0, 1), size=(h, w), mode="bilinear", align_corners=False
-        ).view(len(oids), -1, h, w)
-        if t0:  # zero before the object's first frame
-            probs = F.pad(probs, (0, 0, 0, 0, t0, 0))
-        probs = probs.cpu().numpy()
+        probs = torch.sigmoid(model(frames[:, t0:], masks))[:, :, 0]  # (K, T - t0, h, w)
+        probs = F.pad(probs, (0, 0, 0, 0, t0, 0)).cpu().numpy()  # zero before the first frame
         for k, oid in enumerate(oids):
             out[oid] = probs[k]
     return out
+
+
+def upsample(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``(T, h, w)`` probability maps bilinearly resized to ``(T, *size)``."""
+    x = torch.from_numpy(np.ascontiguousarray(maps, np.float32))[:, None]
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)[:, 0].numpy()
 
 
 # --- merging per-object maps into one instance map per frame --------------------------------
@@ -69,37 +74,42 @@ def merge(
     probs: dict[int, np.ndarray],
     given: dict[int, tuple[int, np.ndarray]] | None = None,
     method: str = "argmax",
+    size: tuple[int, int] | None = None,
 ) -> np.ndarray:
-    """One ``(T, H, W)`` uint8 id map from per-object probability maps ``{id: (T, H, W)}``.
+    """One ``(T, H, W)`` uint8 id map from per-object probability maps ``{id: (T, h, w)}``.
 
     - ``argmax``: background is a class of its own with probability ``prod_k (1 - p_k)`` (no
       object there); each pixel takes the most probable of background and the objects.
     - ``threshold``: each object keeps its pixels above 0.5; where several do, the most
-      probable wins.
+      probable wins (background is a class of constant score 0.5, winning ties).
     - ``soft``: soft aggregation (Oh et al., RGMP): the maps are normalised jointly, in odds,
       into one distribution over background and objects, then each pixel takes its mode. Its
       labels agree with ``argmax`` (odds preserve order); what it adds are calibrated
       probabilities, which matter when they are fed back into a network.
 
-    ``given`` masks (``{id: (t, mask)}``) override the prediction on their frame.
+    The scores are formed where the maps were predicted and bilinearly resized to ``size``
+    ``(H, W)`` (default: that of the ``given`` masks, else the maps' own) before the argmax,
+    without building the full-size maps (`upsampled_argmax`). ``given`` masks
+    (``{id: (t, mask)}``) override the prediction on their frame.
     """
     ids = sorted(probs)
     if not ids:
         raise ValueError("no objects to merge")
-    p = np.stack([probs[i] for i in ids]).astype(np.float32)  # (K, T, H, W)
+    p = np.stack([probs[i] for i in ids]).astype(np.float32)  # (K, T, h, w)
     if method == "threshold":
-        best = p.argmax(0)
-        labels = np.where(p.max(0) > 0.5, np.asarray(ids)[best], 0)
-    elif method in ("argmax", "soft"):
-        if method == "soft":
-            full = soft_aggregate(p)
-        else:  # background: the chance that no object is there
-            full = np.concatenate([np.prod(1 - p, axis=0, keepdims=True), p])
-        labels = np.concatenate([[0], ids])[full.argmax(0)]
+        scores = np.concatenate([np.full_like(p[:1], 0.5), p])
+    elif method == "argmax":  # background: the chance that no object is there
+        scores = np.concatenate([np.prod(1 - p, axis=0, keepdims=True), p])
+    elif method == "soft":
+        scores = soft_aggregate(p)
     else:
         raise ValueError(f"unknown merge method {method!r}; use argmax, threshold or soft")
-    labels = labels.astype(np.uint8)
+    if size is None:
+        size = next(iter(given.values()))[1].shape if given else p.shape[-2:]
+    labels = np.concatenate([[0], ids]).astype(np.uint8)[upsampled_argmax(scores, size)]
     for oid, (t, mask) in (given or {}).items():
+        if mask.shape != labels.shape[1:]:
+            raise ValueError(f"given mask of object {oid} is {mask.shape}, the output {size}")
         labels[t][mask] = oid
     return labels
 
@@ -110,6 +120,44 @@ def soft_aggregate(p: np.ndarray, eps: float = 1e-6) -> np.ndarray:
     q = np.concatenate([np.prod(1 - p, axis=0, keepdims=True), p]).clip(eps, 1 - eps)
     odds = q / (1 - q)
     return odds / odds.sum(0, keepdims=True)
+
+
+def upsampled_argmax(scores: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``argmax(0)`` of scores ``(C, T, h, w)`` bilinearly resized to ``size`` ``(H, W)`` (as
+    ``F.interpolate(..., align_corners=False)``), without building the C resized maps.
+
+    Each output pixel is a convex combination of its four nearest input cells. Where the four
+    agree on the winning class, the combination agrees too, so that pixel just copies it; only
+    pixels between cells that disagree (a few percent: the boundaries) are interpolated.
+    """
+    best = scores.argmax(0).astype(np.min_scalar_type(len(scores) - 1))  # (T, h, w)
+    h, w = best.shape[-2:]
+    if (h, w) == tuple(size):
+        return best
+    y0, y1, fy = _bilinear_taps(h, size[0])
+    x0, x1, fx = _bilinear_taps(w, size[1])
+    below, right = np.minimum(np.arange(h) + 1, h - 1), np.minimum(np.arange(w) + 1, w - 1)
+    agree = (
+        (best == best[:, below])
+        & (best == best[:, :, right])
+        & (best == best[:, below][:, :, right])
+    )
+    out = best[:, y0][:, :, x0]
+    t, y, x = np.nonzero(~agree[:, y0][:, :, x0])
+    a, b = fy[y], fx[x]
+    top = (1 - b) * scores[:, t, y0[y], x0[x]] + b * scores[:, t, y0[y], x1[x]]  # (C, M)
+    bottom = (1 - b) * scores[:, t, y1[y], x0[x]] + b * scores[:, t, y1[y], x1[x]]
+    out[t, y, x] = ((1 - a) * top + a * bottom).argmax(0)
+    return out
+
+
+def _bilinear_taps(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each output index: the two input indices it interpolates and the second's weight,
+    with PyTorch's ``align_corners=False`` convention (half-pixel centres, clamped edges)."""
+    src = np.float32(n_in) / np.float32(n_out) * (np.arange(n_out, dtype=np.float32) + 0.5) - 0.5
+    src = np.maximum(src, 0).astype(np.float32)
+    i0 = np.minimum(src.astype(np.int64), n_in - 1)
+    return i0, np.minimum(i0 + 1, n_in - 1), (src - i0).astype(np.float32)
 
 
 # --- online learning ------------------------------------------------------------------------
@@ -187,7 +235,7 @@ def predict_split(
             else model
         )
         probs = predict_objects(net, sample, device=device)
-        labels = merge(probs, sample.first_masks, merge_method)
+        labels = merge(probs, sample.first_masks, merge_method, size=sample.frames.shape[1:3])
         write_video_masks(out, video, sample.frame_names, labels)
     return out
 

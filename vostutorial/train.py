@@ -33,7 +33,7 @@ from .checkpoint import export_model, load_checkpoint, save_atomic
 from .data.clips import ClipDataset
 from .data.synthetic import ensure_default
 from .data.ytvos import YTVOSSplit
-from .inference import predict_objects
+from .inference import predict_objects, upsample
 from .losses import LOSSES
 from .metrics import jaccard
 from .models import build_model
@@ -197,7 +197,8 @@ def validate(model, split: YTVOSSplit, videos: int, size, device) -> float:
         gt = split.masks(video)
         for oid, (t0, _) in sample.first_masks.items():
             if t0 + 1 < len(gt):
-                scores.append(jaccard(probs[oid][t0 + 1 :] > 0.5, gt[t0 + 1 :] == oid).mean())
+                p = upsample(probs[oid][t0 + 1 :], gt.shape[1:])
+                scores.append(jaccard(p > 0.5, gt[t0 + 1 :] == oid).mean())
     return float(np.mean(scores)) if scores else float("nan")
 
 

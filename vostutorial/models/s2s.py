@@ -88,6 +88,36 @@ CONFIGS: dict[str, ModelConfig] = {
 }
 
 
+class OneMapConv(nn.Conv2d):
+    """A ``k x k`` convolution from C channels to one map, size-preserving: the decoder's last
+    layer, ``(N, C, H, W) -> (N, 1, H, W)``.
+
+    On CPUs oneDNN runs a one-output convolution about as slowly as a 16-output one. So on the
+    CPU and without autograd (inference) this one runs as a matrix product to the k² per-tap
+    maps ``w_ij . x``, which are then shifted into place and summed: the same numbers, about 3x
+    faster for a batch of objects. Training keeps the library convolution, whose backward pass
+    is the faster one, and so do GPUs.
+    """
+
+    def __init__(self, in_channels: int, kernel_size: int):
+        super().__init__(in_channels, 1, kernel_size, padding=kernel_size // 2)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if torch.is_grad_enabled() or x.device.type != "cpu":
+            return super().forward(x)
+        n, c, h, w = x.shape
+        k, p = self.kernel_size[0], self.padding[0]
+        taps = torch.matmul(self.weight.reshape(c, k * k).t(), x.flatten(2)).view(n, k, k, h, w)
+        out = self.bias.view(1, 1, 1).expand(n, h, w).clone()
+        for i in range(k):
+            for j in range(k):  # out[y, x] += taps[i, j][y + i - p, x + j - p], zero outside
+                dy, dx = i - p, j - p
+                out[:, max(0, -dy) : h - max(0, dy), max(0, -dx) : w - max(0, dx)] += taps[
+                    :, i, j, max(0, dy) : h + min(0, dy), max(0, dx) : w + min(0, dx)
+                ]
+        return out[:, None]
+
+
 def vgg_features(
     widths: tuple[int, ...], convs: tuple[int, ...], in_channels: int = 3
 ) -> nn.Sequential:
@@ -148,7 +178,7 @@ class S2S(nn.Module):
                 nn.ReLU(inplace=True),
             ]
             c = width + extra
-        layers.append(nn.Conv2d(c, 1, k, padding=k // 2))
+        layers.append(OneMapConv(c, k))
         self.decoder = nn.Sequential(*layers)
         self._init_weights()
         if cfg.feedback:
@@ -229,12 +259,14 @@ class S2S(nn.Module):
         for layer in self.decoder:
             x = layer(x)
             if isinstance(layer, nn.ReLU):  # after each upsampling stage
+                parts = [x]
                 if skips:
-                    x = torch.cat([x, skips.pop(0)], dim=1)
+                    parts.append(skips.pop(0))
                 if prev is not None:
-                    x = torch.cat([x, _resize(prev, x.shape[-2:])], dim=1)
+                    parts.append(_resize(prev, x.shape[-2:]))
                 if match is not None and match.shape[-2:] == x.shape[-2:]:
-                    x = torch.cat([x, match], dim=1)
+                    parts.append(match)
+                x = _join(parts)
         return x
 
     def forward(
@@ -284,7 +316,7 @@ class S2S(nn.Module):
         skips = [s.view(k, t, *s.shape[1:]) for s in skips]
         prev, out, hs = first_mask, [], []
         for i in range(t):
-            x = torch.cat([feats[:, i], _resize(prev, feats.shape[-2:])], dim=1)
+            x = _join([feats[:, i], _resize(prev, feats.shape[-2:])])
             state = self.lstm(x, state)
             hs.append(state[0])
             m = match[:, i] if match is not None else None
@@ -295,6 +327,18 @@ class S2S(nn.Module):
             out.append(logits)
             prev = torch.sigmoid(logits).detach()
         return torch.stack(out, dim=1), torch.stack(hs, dim=1)
+
+
+def _join(parts: list[Tensor]) -> Tensor:
+    """Concatenate ``(N, C_i, H, W)`` maps along channels, keeping the first one's channels-last
+    layout: ``torch.cat`` falls back to NCHW when a one-channel map joins, and the next
+    convolution would then copy it all back."""
+    if len(parts) == 1:
+        return parts[0]
+    x = parts[0]
+    if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+        return torch.cat([p.permute(0, 2, 3, 1) for p in parts], dim=3).permute(0, 3, 1, 2)
+    return torch.cat(parts, dim=1)
 
 
 def _resize(mask: Tensor, size: tuple[int, int]) -> Tensor:
