@@ -24,3 +24,21 @@ def synth_copy(synth_root, tmp_path) -> Path:
     dst = tmp_path / "synth"
     shutil.copytree(synth_root, dst)
     return dst
+
+
+@pytest.fixture(scope="session")
+def weights(tmp_path_factory) -> Path:
+    """An untrained tiny model at 64x96, exported like the shipped checkpoint."""
+    import torch
+
+    from vostutorial.checkpoint import export_model
+    from vostutorial.models import build_model
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("w") / "tiny.pt"
+    model = build_model("tiny", input_size=(64, 96))
+    # untrained, tiny only copies the given mask forward (its last layer starts at zero):
+    # give the decoder a say, as training does
+    torch.nn.init.normal_(model.decoder[-1].weight, std=0.05)
+    export_model(model, path)
+    return path

@@ -224,12 +224,16 @@ def test_davis_real_sequence(tmp_path):
         pytest.skip(f"{davis16} absent")
     from vostutorial.data import DavisSequences
 
-    names, _, gt = DavisSequences(davis16).read_sequence("car-shadow")
+    root = tmp_path / "davis"  # a DAVIS root of car-shadow alone, linked (never copied)
+    for kind in ("JPEGImages", "Annotations"):
+        (root / kind / "480p").mkdir(parents=True)
+        (root / kind / "480p" / "car-shadow").symlink_to(davis16 / kind / "480p" / "car-shadow")
+    names, _, gt = DavisSequences(root).read_sequence("car-shadow")
     pred = np.roll(gt, 6, axis=2)
-    (tmp_path / "car-shadow").mkdir()
+    (tmp_path / "pred" / "car-shadow").mkdir(parents=True)
     for n, m in zip(names, pred, strict=True):
-        write_mask(tmp_path / "car-shadow" / f"{n}.png", m)
-    r = evaluate_davis(tmp_path, davis16, workers=1, progress=False)
+        write_mask(tmp_path / "pred" / "car-shadow" / f"{n}.png", m)
+    r = evaluate_davis(tmp_path / "pred", root, workers=1, progress=False)
     j, f = jaccard(pred[1:-1], gt[1:-1]), f_measure(pred[1:-1], gt[1:-1])
     assert r["J-Mean"] == pytest.approx(j.mean()) and r["F-Mean"] == pytest.approx(f.mean())
     assert r["J-Decay"] == pytest.approx(statistics(j)[2])

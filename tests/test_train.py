@@ -33,7 +33,8 @@ def _train(root, out, *args, torchrun=0, wait=True):
     cmd = [
         sys.executable,
         "-m",
-        "vostutorial.train",
+        "vostutorial",
+        "train",
         "--data",
         str(root),
         "--out",
@@ -204,7 +205,8 @@ def test_resume_errors_are_clear(synth_root, tmp_path):
     cmd = [
         sys.executable,
         "-m",
-        "vostutorial.train",
+        "vostutorial",
+        "train",
         "--data",
         str(synth_root),
         "--out",
@@ -213,7 +215,7 @@ def test_resume_errors_are_clear(synth_root, tmp_path):
         "--resume",
     ]
     r = subprocess.run(cmd, capture_output=True, text=True)
-    assert r.returncode == 2 and "last.pt: no checkpoint here" in r.stderr
+    assert r.returncode == 2 and "last.pt: no checkpoint to --resume" in r.stderr
     run.mkdir(exist_ok=True)
     (run / "last.pt").write_bytes(b"PK\x03\x04 truncated")
     r = subprocess.run(cmd, capture_output=True, text=True)

@@ -3,24 +3,21 @@
 from __future__ import annotations
 
 import os
+import pickle
 from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
+from .files import atomic_write
 from .models.s2s import S2S, ModelConfig, build_model
 
 
 def save_atomic(obj: dict, path: str | os.PathLike) -> None:
     """``torch.save`` to a temporary file, flushed to disk, then renamed over ``path``: a crash
     at any moment leaves either the old file or the new one, never half of one."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
+    with atomic_write(path, fsync=True) as f:
         torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
@@ -28,9 +25,19 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     path = Path(path)
     if not path.exists():
         raise ValueError(f"{path}: no checkpoint here (train first, or check the path)")
+    if path.is_dir():
+        hint = " (e.g. its last.pt)" if (path / "last.pt").exists() else ""
+        raise ValueError(f"{path}: is a folder; give the checkpoint file{hint}")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # truncated zip, pickle garbage, ...: all mean "unreadable"
+        # weights_only: tensors and plain containers only, so a crafted file cannot run code
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0][:200]
+        raise ValueError(
+            f"{path}: refused: it holds more than tensors and plain values ({first}); "
+            "vostutorial never unpickles code, so only load checkpoints written by the kit"
+        ) from None
+    except Exception as exc:  # truncated zip, garbage, ...: all mean "unreadable"
         raise ValueError(
             f"{path}: cannot read checkpoint ({type(exc).__name__}: {exc}); it is "
             "corrupt or truncated: delete it to start over"
@@ -53,18 +60,44 @@ def export_model(
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> S2S:
     """A model from a training checkpoint or an export, ready for inference."""
-    return model_from_checkpoint(load_checkpoint(path), device)
+    return model_from_checkpoint(load_checkpoint(path), device, path)
 
 
-def model_from_checkpoint(ckpt: dict, device: str | torch.device = "cpu") -> S2S:
-    """The model of an already loaded checkpoint (`load_checkpoint`), ready for inference."""
-    cfg = dict(ckpt["model_config"])
-    cfg = ModelConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items()})
+def model_from_checkpoint(
+    ckpt: dict, device: str | torch.device = "cpu", path: str | os.PathLike = "checkpoint"
+) -> S2S:
+    """The model of an already loaded checkpoint (`load_checkpoint`), ready for inference.
+
+    A ``model_config`` that does not describe the stored weights is a ValueError naming
+    ``path`` and the first disagreeing tensor."""
+    try:
+        cfg = dict(ckpt["model_config"])
+        cfg = ModelConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items()})
+    except TypeError as exc:
+        raise ValueError(f"{path}: its model_config is not one this kit knows ({exc})") from None
     model = build_model(cfg)
-    model.load_state_dict(
-        {k: v.float() if v.is_floating_point() else v for k, v in ckpt["model"].items()}
-    )
+    load_weights(model, ckpt["model"], path)
     return model.to(device).eval()
+
+
+def load_weights(model: S2S, state: dict, path: str | os.PathLike = "checkpoint") -> None:
+    """``model.load_state_dict(state)`` (float16 exports widened), or a one-line ValueError
+    naming ``path`` and the first missing, extra or wrongly shaped tensor."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    extra = sorted(set(state) - set(own))
+    shaped = [k for k in own if k in state and own[k].shape != state[k].shape]
+    if missing or extra or shaped:
+        first = (
+            f"missing {missing[0]!r}" if missing else f"unexpected {extra[0]!r}" if extra
+            else f"{shaped[0]!r} is {tuple(state[shaped[0]].shape)}, the config wants "
+            f"{tuple(own[shaped[0]].shape)}"
+        )  # fmt: skip
+        raise ValueError(
+            f"{path}: its weights do not fit its model_config ({len(missing)} missing, "
+            f"{len(extra)} unexpected, {len(shaped)} of another shape; first: {first})"
+        )
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
 
 
 def training_loss(ckpt: dict) -> str:
@@ -86,19 +119,10 @@ def tiny_checkpoint(train_if_missing: bool = True, progress: bool = True) -> Pat
         if not TINY_CHECKPOINT.exists():
             raise ValueError(f"{TINY_CHECKPOINT}: missing; run `make train-tiny`")
         return TINY_CHECKPOINT
-    from .train import build_parser, run
+    from .train import export_run, load_config, train
 
-    run(
-        build_parser().parse_args(
-            [
-                "--config",
-                "tiny",
-                "--out",
-                str(PROJECT / "runs" / "tiny"),
-                "--export",
-                str(TINY_CHECKPOINT),
-            ]
-            + ([] if progress else ["--quiet"])
-        )
-    )
+    run_dir = PROJECT / "runs" / "tiny"
+    resume = (run_dir / "last.pt").exists()  # an interrupted earlier attempt goes on
+    train(load_config("tiny"), run_dir, resume=resume, progress=progress)
+    export_run(run_dir, TINY_CHECKPOINT)
     return TINY_CHECKPOINT

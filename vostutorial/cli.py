@@ -12,7 +12,38 @@ def _size(text: str) -> tuple[int, int]:
         h, w = (int(x) for x in text.lower().split("x"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"size must be HxW, e.g. 180x320, not {text!r}") from None
+    if h < 16 or w < 16:
+        raise argparse.ArgumentTypeError(f"size must be at least 16x16, not {text!r}")
     return h, w
+
+
+def _int_at_least(low: int):
+    """An argparse type: an integer >= ``low``, refused at parse time with the flag's name."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, not {value}")
+        return value
+
+    parse.__name__ = f"integer >= {low}"
+    return parse
+
+
+count = _int_at_least(0)  # video counts, online-learning steps
+positive = _int_at_least(1)  # steps, workers, threads
+
+
+def add_threads(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--threads",
+        type=positive,
+        default=None,
+        help="torch threads (default: OMP_NUM_THREADS, else the CPUs this process may use)",
+    )
 
 
 def synth_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -21,13 +52,19 @@ def synth_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
     d = SynthConfig()
     p.add_argument("--out", required=True, type=Path, help="dataset root to write")
-    p.add_argument("--train-videos", type=int, default=d.train_videos)
-    p.add_argument("--valid-videos", type=int, default=d.valid_videos)
-    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--train-videos", type=count, default=d.train_videos)
+    p.add_argument("--valid-videos", type=count, default=d.valid_videos)
+    p.add_argument("--seed", type=count, default=d.seed)
     p.add_argument("--size", type=_size, default=d.size, help="HxW (default %(default)s)")
-    p.add_argument("--frames", type=int, default=d.frames, help="stored frames per video")
-    p.add_argument("--workers", type=int, default=2, help="processes (bytes do not depend on it)")
-    p.add_argument("--force", action="store_true", help="overwrite existing splits")
+    p.add_argument(
+        "--frames", type=_int_at_least(2), default=d.frames, help="stored frames per video"
+    )
+    p.add_argument(
+        "--workers", type=positive, default=2, help="processes (bytes do not depend on it)"
+    )
+    p.add_argument(
+        "--force", action="store_true", help="regenerate a dataset this command wrote before"
+    )
     return p
 
 
@@ -67,10 +104,12 @@ def cmd_check_data(a: argparse.Namespace) -> int:
 
 def cmd_demo(a: argparse.Namespace) -> int:
     from .demo import ONLINE_STEPS, run_demo
+    from .resources import set_threads
 
+    set_threads(a.threads)
     if a.online_steps is None:
         a.online_steps = ONLINE_STEPS
-    run_demo(a.data, progress=not a.quiet, online_steps=a.online_steps)
+    run_demo(a.data, a.out, progress=not a.quiet, online_steps=a.online_steps)
     return 0
 
 
@@ -102,14 +141,16 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
 def cmd_baseline(a: argparse.Namespace) -> int:
     from .predictions import baseline_copy_first
 
-    baseline_copy_first(a.data, a.split, a.out, progress=not a.quiet)
+    baseline_copy_first(a.data, a.split, a.out, progress=not a.quiet, overwrite=a.overwrite)
     print(f"wrote copy-first predictions for {a.data}/{a.split} to {a.out}")
     return 0
 
 
 def cmd_predict(a: argparse.Namespace) -> int:
-    from .inference import predict_split, zip_predictions
+    from .inference import predict_split, zip_path_for, zip_predictions
+    from .resources import set_threads
 
+    set_threads(a.threads)
     out = predict_split(
         a.data,
         a.split,
@@ -119,11 +160,32 @@ def cmd_predict(a: argparse.Namespace) -> int:
         a.merge,
         a.device,
         progress=not a.quiet,
+        overwrite=a.overwrite,
     )
     print(f"wrote predictions for {a.data}/{a.split} to {out}")
     if a.zip:
-        zip_predictions(out, out.with_suffix(".zip"))
-        print(f"wrote {out.with_suffix('.zip')}")
+        zip_predictions(out, zip_path_for(out))
+        print(f"wrote {zip_path_for(out)}")
+    return 0
+
+
+def cmd_train(a: argparse.Namespace) -> int:
+    import os
+
+    from .resources import set_threads
+    from .train import export_run, load_config, parse_override, train
+
+    overrides = dict(parse_override(s) for s in a.set)
+    if a.steps is not None:
+        overrides["steps"] = a.steps
+    if a.seed is not None:
+        overrides["seed"] = a.seed
+    cfg = load_config(a.config, overrides)
+    set_threads(a.threads)
+    train(cfg, a.out, a.data, a.resume, a.device, progress=not a.quiet, overwrite=a.overwrite)
+    if a.export and int(os.environ.get("RANK", "0")) == 0:
+        log = export_run(a.out, a.export)
+        print(f"exported weights to {a.export} and the training log to {log}")
     return 0
 
 
@@ -176,7 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="YouTube-VOS: also score each object's given first frame",
     )
     p.add_argument("--allow-missing", action="store_true", help="score missing frames as empty")
-    p.add_argument("--workers", type=int, default=2, help="processes")
+    p.add_argument("--workers", type=positive, default=2, help="processes")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_evaluate)
 
@@ -185,24 +247,55 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, type=Path)
     p.add_argument("--split", default="valid")
     p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--overwrite", action="store_true", help="replace predictions of another run")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_baseline)
 
-    from .train import build_parser as train_parser
-    from .train import run as run_train
-
-    p = train_parser(sub.add_parser("train", help="train the S2S model"))
-    p.set_defaults(func=run_train)
+    p = sub.add_parser("train", help="train the S2S model")
+    p.add_argument("--config", default="tiny", help="tiny, paper, or a .toml file")
+    p.add_argument(
+        "--data", type=Path, default=None, help="dataset root (default: built-in synthetic)"
+    )
+    p.add_argument("--out", type=Path, required=True, help="run directory")
+    p.add_argument("--steps", type=positive, default=None, help="train up to this step")
+    p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.pt")
+    p.add_argument(
+        "--overwrite", action="store_true", help="start over in a RUN_DIR that holds a run"
+    )
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--seed", type=count, default=None)
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config setting (TOML value), e.g. --set lr=1e-4",
+    )
+    p.add_argument(
+        "--export",
+        type=Path,
+        default=None,
+        help="also write the final weights (float16) here, for notebooks",
+    )
+    add_threads(p)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("predict", help="segment every object of every video of a split")
     p.add_argument("--data", required=True, type=Path)
     p.add_argument("--split", default="valid")
     p.add_argument("--checkpoint", required=True, type=Path, help="training checkpoint or export")
     p.add_argument("--out", required=True, type=Path, help="PRED_DIR (submission layout)")
-    p.add_argument("--online-steps", type=int, default=0, help="online learning steps per video")
+    p.add_argument("--online-steps", type=count, default=0, help="online learning steps per video")
     p.add_argument("--merge", default="argmax", choices=["argmax", "threshold", "soft"])
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--zip", action="store_true", help="also write PRED_DIR.zip for the server")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="predict every video again, replacing predictions made with other settings",
+    )
+    add_threads(p)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_predict)
 
@@ -215,10 +308,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_model_summary)
 
     p = sub.add_parser("demo", help="the main job on the built-in synthetic dataset")
-    p.add_argument("--data", type=Path, default=None, help="dataset root (default: built-in)")
+    p.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="where the synthetic dataset lives or is generated: a new or empty folder, or one "
+        "the kit generated (default: built-in)",
+    )
+    p.add_argument("--out", type=Path, default=None, help="report folder (default: results/demo)")
+    add_threads(p)
     p.add_argument(
         "--online-steps",
-        type=int,
+        type=count,
         default=None,
         help="fine-tuning steps per video for the online-learning run (0: skip it; "
         "default: vostutorial.demo.ONLINE_STEPS)",
@@ -234,6 +335,12 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except ValueError as exc:  # our data errors name the file and the fix: no traceback
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a full disk, a read-only folder, ...: the file and the reason
+        where = exc.filename or "a file"
+        print(
+            f"error: {where}: {exc.strerror or exc}; nothing half-written is left", file=sys.stderr
+        )
         return 2
 
 

@@ -12,7 +12,6 @@ both masks scored too (J = F = 1), and J&F-Mean weighting every object equally.
 
 from __future__ import annotations
 
-import json
 import os
 from multiprocessing import get_context
 from pathlib import Path
@@ -20,9 +19,10 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from . import files
 from .data.davis import DavisSequences
-from .data.palette import mask_ids, read_mask
-from .data.ytvos import YTVOSSplit
+from .data.palette import image_size, mask_ids, read_mask
+from .data.ytvos import YTVOSSplit, frame_key, sort_frames
 from .metrics import crop_to_masks, disk_radius, f_measure, jaccard, statistics
 
 MAX_LISTED = 10  # problems printed before "... and N more"
@@ -31,13 +31,16 @@ MAX_LISTED = 10  # problems printed before "... and N more"
 def _load_pred(
     path: Path, shape: tuple[int, int], known: set[int], allow_missing: bool
 ) -> tuple[np.ndarray | None, str | None]:
-    """A prediction mask, or ``(None, problem)``; a missing file is empty with ``allow_missing``."""
+    """A prediction mask, or ``(None, problem)``; a missing file is empty with ``allow_missing``.
+
+    A 0/255 grayscale PNG is read as object 1 only where the video has one object: with
+    several, it cannot say which object it shows."""
     if not path.exists():
         if allow_missing:
             return np.zeros(shape, np.uint8), None
         return None, f"{path}: missing prediction"
     try:
-        mask = read_mask(path)
+        mask = read_mask(path, require_palette=len(known) > 1)
     except ValueError as exc:
         return None, str(exc)
     if mask.shape != shape:
@@ -83,7 +86,7 @@ def _raise_problems(problems: list[str], pred_dir: Path) -> None:
             f"\n  ... and {len(problems) - MAX_LISTED} more" if len(problems) > MAX_LISTED else ""
         )
         raise ValueError(
-            f"{pred_dir}: {len(problems)} problem(s) with the predictions:\n  "
+            f"{pred_dir}: {len(problems)} problem(s) found while scoring:\n  "
             f"{listed}{more}\n(--allow-missing scores missing frames as empty)"
         )
 
@@ -93,14 +96,16 @@ def _score_ytvos_video(job: tuple) -> tuple[list[dict], list[str], int]:
     ds, video, pred_dir, score_first, allow_missing, seen = job
     info = ds.videos[video]
     gt_dir = ds.ground_truth_path(video, "x").parent
-    names = sorted(p.stem for p in gt_dir.glob("*.png"))
-    firsts = ds.first_appearances(video)
+    names = sort_frames((p.stem for p in gt_dir.glob("*.png")), gt_dir)
+    firsts = {oid: frame_key(f) for oid, f in ds.first_appearances(video).items()}
     start = min(firsts.values()) if firsts else None
-    names = [n for n in names if start is not None and n >= start]
+    names = [n for n in names if start is not None and frame_key(n) >= start]
     problems: list[str] = []
     gts, preds, missing = [], [], 0
     for n in names:
-        gt = ds.ground_truth(video, n)
+        frame = ds.frame_path(video, n)
+        # The frame's size is the truth: a ground-truth mask of another size is its own error.
+        gt = ds.ground_truth(video, n, image_size(frame) if frame.exists() else None)
         path = pred_dir / video / f"{n}.png"
         missing += not path.exists()
         pred, problem = _load_pred(path, gt.shape, set(info.objects), allow_missing)
@@ -112,7 +117,11 @@ def _score_ytvos_video(job: tuple) -> tuple[list[dict], list[str], int]:
         return [], problems, missing
     rows = []
     for oid, first in sorted(firsts.items()):
-        idx = [i for i, n in enumerate(names) if n > first or (score_first and n == first)]
+        idx = [
+            i
+            for i, n in enumerate(names)
+            if frame_key(n) > first or (score_first and frame_key(n) == first)
+        ]
         if idx:
             g = np.stack([gts[i] for i in idx]) == oid
             j, f = _object_scores(np.stack([preds[i] for i in idx]) == oid, g)
@@ -163,6 +172,8 @@ def evaluate_ytvos(
     results = _run(_score_ytvos_video, jobs, workers, "evaluate", progress)
     objects = [r for rows, _, _ in results for r in rows]
     _raise_problems([p for _, probs, _ in results for p in probs], pred_dir)
+    # Folders of other videos are not scored: list them, they may be a wrong --split or --data.
+    extra = sorted(p.name for p in pred_dir.iterdir() if p.is_dir() and p.name not in ds.videos)
     scored = [o for o in objects if o["frames"]]
     report: dict = {}
     for m in ("J", "F"):
@@ -175,6 +186,7 @@ def evaluate_ytvos(
         "ground_truth": str(ds.ground_truth_path("v", "f").parent.parent),
         "first_frame_scored": score_first,
         "missing_frames_scored_empty": sum(m for _, _, m in results) if allow_missing else 0,
+        "videos_not_in_split": extra,
         "unseen_rule": "no object of the category in train"
         if seen is not None
         else "no train split found: every category counted as seen",
@@ -196,17 +208,45 @@ def format_ytvos(report: dict) -> str:
         f"{'':8} {'J':>6} {'F':>6}  objects",
         f"{'seen':8} {fmt(report['J_seen'])} {fmt(report['F_seen'])}  {n['seen']}",
         f"{'unseen':8} {fmt(report['J_unseen'])} {fmt(report['F_unseen'])}  {n['unseen']}",
-        f"{'overall':8} {fmt(report['overall'])}   (mean of the four)",
+        f"{'overall':8} {fmt(report['overall'])}   ({_overall_groups(report)})",
     ]
+    extra = p.get("videos_not_in_split") or []
+    if extra:
+        shown = ", ".join(extra[:MAX_LISTED]) + (" ..." if len(extra) > MAX_LISTED else "")
+        lines.append(
+            f"note: {len(extra)} prediction folder(s) are not videos of this split and were not "
+            f"scored: {shown}"
+        )
     if p["missing_frames_scored_empty"]:
         lines.append(f"note: {p['missing_frames_scored_empty']} missing frames scored as empty")
     return "\n".join(lines)
+
+
+def _overall_groups(report: dict) -> str:
+    """Which of the four means ``overall`` averages (all four unless a group has no objects)."""
+    keys = ("J_seen", "J_unseen", "F_seen", "F_unseen")
+    present = [k for k in keys if report[k] is not None]
+    if len(present) == len(keys):
+        return "mean of the four"
+    if not present:
+        return "no object was scored"
+    empty = sorted({k.split("_")[1] for k in keys if report[k] is None})
+    return f"mean of {', '.join(present)} only: no {' or '.join(empty)} objects"
 
 
 # --- DAVIS ----------------------------------------------------------------------------------
 def _score_davis_sequence(job: tuple) -> tuple[list[dict], list[str]]:
     davis, seq, pred_dir, ignore_void, allow_missing = job
     names = davis.masks(seq)
+    # DAVIS scores every frame: a frame without ground truth would silently drop out.
+    annotated = set(names)
+    unannotated = [f for f in davis.frames(seq) if f not in annotated]
+    if unannotated:
+        path = davis.mask_dir / seq / f"{unannotated[0]}.png"
+        return [], [
+            f"{path}: ground truth missing for frame {unannotated[0]} of sequence {seq!r} "
+            f"({len(unannotated)} such frame(s)); DAVIS scores every frame"
+        ]
     gt = np.stack([davis.read_mask(seq, n) for n in names])
     void = gt == 255 if ignore_void else None
     gt = np.where(gt == 255, 0, gt)
@@ -297,9 +337,7 @@ def write_json(report: dict, path: str | os.PathLike) -> None:
     """Write a report as JSON (atomically)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(report, indent=1))
-    os.replace(tmp, path)
+    files.write_json(path, report)
 
 
 # --- reference numbers ----------------------------------------------------------------------

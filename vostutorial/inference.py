@@ -17,9 +17,17 @@ from tqdm.auto import tqdm
 
 from .checkpoint import load_checkpoint, model_from_checkpoint, training_loss
 from .data.ytvos import VideoSample, YTVOSSplit
+from .files import atomic_write
 from .losses import LOSSES
 from .models.s2s import S2S
-from .predictions import video_done, write_video_masks
+from .predictions import (
+    file_sha256,
+    open_predictions,
+    split_identity,
+    video_done,
+    write_video_masks,
+)
+from .resources import require_device
 
 
 def _to_tensor(frames: np.ndarray, size: tuple[int, int], device) -> torch.Tensor:
@@ -216,35 +224,56 @@ def predict_split(
     merge_method: str = "argmax",
     device: str = "cpu",
     progress: bool = True,
-):
+    overwrite: bool = False,
+) -> Path:
     """Predict every video of ``root/split`` into ``out`` in the submission layout.
 
-    Videos already finished (by an earlier, maybe interrupted, run) are skipped; every file is
-    written atomically. Returns ``out``.
+    ``out`` records what produced it (checkpoint hash, online steps, merge rule, split): a
+    re-run with the same settings skips the videos an earlier, maybe interrupted, run
+    finished; other settings are refused unless ``overwrite`` (`predictions.open_predictions`).
+    Every file is written atomically. Returns ``out``.
     """
+    if online_steps < 0:
+        raise ValueError(f"online_steps must be 0 or more, not {online_steps}")
+    if merge_method not in ("argmax", "threshold", "soft"):
+        raise ValueError(f"unknown merge method {merge_method!r}; use argmax, threshold or soft")
+    require_device(device)
     ds = YTVOSSplit(root, split)
     ckpt = load_checkpoint(checkpoint)
-    model, loss = model_from_checkpoint(ckpt, device), training_loss(ckpt)
+    model, loss = model_from_checkpoint(ckpt, device, checkpoint), training_loss(ckpt)
     out = Path(out)
-    todo = [v for v in ds.videos if not video_done(out, v)]
-    for video in tqdm(todo, desc="predict", unit="video", disable=not progress):
-        sample = ds.read_video(video)
-        net = (
-            finetune_online(model, sample, online_steps, device=device, loss=loss)
-            if online_steps
-            else model
-        )
-        probs = predict_objects(net, sample, device=device)
-        labels = merge(probs, sample.first_masks, merge_method, size=sample.frames.shape[1:3])
-        write_video_masks(out, video, sample.frame_names, labels)
+    producer = {
+        "method": "s2s",
+        "checkpoint_sha256": file_sha256(checkpoint),
+        "online_steps": online_steps,
+        "merge": merge_method,
+        **split_identity(ds),
+    }
+    with open_predictions(out, producer, overwrite) as tag:
+        todo = [v for v in ds.videos if overwrite or not video_done(out, v, tag)]
+        for video in tqdm(todo, desc="predict", unit="video", disable=not progress):
+            sample = ds.read_video(video)
+            net = (
+                finetune_online(model, sample, online_steps, device=device, loss=loss)
+                if online_steps
+                else model
+            )
+            probs = predict_objects(net, sample, device=device)
+            labels = merge(probs, sample.first_masks, merge_method, size=sample.frames.shape[1:3])
+            write_video_masks(out, video, sample.frame_names, labels, tag)
     return out
+
+
+def zip_path_for(pred_dir: str | os.PathLike) -> Path:
+    """``PRED_DIR.zip`` beside the folder, named after its whole name (``pred.v1`` ->
+    ``pred.v1.zip``, never ``pred.zip``)."""
+    pred_dir = Path(pred_dir).resolve()
+    return pred_dir.with_name(pred_dir.name + ".zip")
 
 
 def zip_predictions(pred_dir, zip_path) -> None:
     """A server-ready archive: ``Annotations/<video>/<frame>.png`` (written atomically)."""
-    pred_dir, zip_path = Path(pred_dir), Path(zip_path)
-    tmp = zip_path.with_name(zip_path.name + ".tmp")
-    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
+    pred_dir = Path(pred_dir)
+    with atomic_write(zip_path) as f, zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED) as z:
         for png in sorted(pred_dir.glob("*/*.png")):
             z.write(png, f"Annotations/{png.parent.name}/{png.name}")
-    os.replace(tmp, zip_path)

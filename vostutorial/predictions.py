@@ -7,7 +7,11 @@ YouTube-VOS server takes.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -15,33 +19,128 @@ from tqdm.auto import tqdm
 
 from .data.palette import read_mask, write_mask
 from .data.ytvos import VideoSample, YTVOSSplit
+from .files import check_name, is_empty_dir, require_writable_dir, write_json, write_text
+
+MARKER = ".vostutorial-predictions.json"  # what produced the folder (`open_predictions`)
+LOCK = ".lock"  # held while a run writes into the folder
 
 
 def predictions_dir(root: str | os.PathLike, method: str) -> Path:
     """Where the demo and the notebooks keep a method's predictions for dataset ``root``:
-    ``<root>/../predictions/<method>`` (``data/predictions/model`` for the built-in data)."""
-    return Path(root).parent / "predictions" / method
+    ``<root>/predictions/<method>``, inside the dataset folder the user named."""
+    return Path(root) / "predictions" / method
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """The SHA-256 of a file's bytes (which checkpoint produced a set of predictions)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _tag(producer: dict) -> str:
+    return hashlib.sha256(json.dumps(producer, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, someone else's
+        return True
+    return True
+
+
+@contextmanager
+def _lock(pred_dir: Path) -> Iterator[None]:
+    """Hold ``pred_dir/.lock`` while writing; a second run on the same folder is refused, a
+    lock left by a run that died is taken over."""
+    path = pred_dir / LOCK
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            break
+        except FileExistsError:
+            try:
+                pid = int(path.read_text().strip() or 0)
+            except (OSError, ValueError):
+                pid = 0
+            if pid and pid != os.getpid() and _pid_alive(pid):
+                raise ValueError(
+                    f"{pred_dir}: another run (pid {pid}) is writing predictions here; wait "
+                    f"for it to finish or choose another --out (a stale lock is {path})"
+                ) from None
+            path.unlink(missing_ok=True)  # its writer is gone
+    else:
+        raise ValueError(f"{path}: cannot take the lock; remove it if no run is writing here")
+    try:
+        os.write(fd, str(os.getpid()).encode())
+        os.close(fd)
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+
+
+@contextmanager
+def open_predictions(
+    pred_dir: str | os.PathLike, producer: dict, overwrite: bool = False
+) -> Iterator[str]:
+    """Make ``pred_dir`` ready for predictions made by ``producer`` (checkpoint hash, settings,
+    split: everything that decides the pixels) and hold its lock; yields the tag that
+    `write_video_masks` and `video_done` take.
+
+    A new or empty folder is claimed. A folder of the same producer is resumed (finished
+    videos are kept). A folder of another producer is an error unless ``overwrite`` (then every
+    video is predicted again). A non-empty folder that the kit did not write is never touched.
+    """
+    pred_dir = require_writable_dir(Path(pred_dir))
+    marker = pred_dir / MARKER
+    if marker.is_file():
+        try:
+            saved = json.loads(marker.read_text())
+        except ValueError:
+            saved = {}
+        if saved != producer and not overwrite:
+            diff = {k: (saved.get(k), v) for k, v in producer.items() if saved.get(k) != v}
+            raise ValueError(
+                f"{pred_dir}: holds predictions made with other settings {diff} (there, now); "
+                "pass --overwrite to replace them, or choose another --out"
+            )
+    elif not is_empty_dir(pred_dir):
+        raise ValueError(
+            f"{pred_dir}: not a predictions folder written by vostutorial (no {MARKER}) and not "
+            "empty; refusing to write into it: choose a new or empty --out"
+        )
+    with _lock(pred_dir):
+        write_json(marker, producer)
+        yield _tag(producer)
 
 
 def write_video_masks(
-    pred_dir: str | os.PathLike, video: str, names: list[str], masks: np.ndarray
+    pred_dir: str | os.PathLike, video: str, names: list[str], masks: np.ndarray, tag: str = ""
 ) -> None:
     """Write ``(T, H, W)`` id masks as ``pred_dir/video/<name>.png`` (each file atomically).
 
-    A ``.done`` marker written last tells a re-run that the video is complete.
+    A ``.done`` marker holding ``tag`` (who made them, from `open_predictions`) is written last:
+    it tells a re-run of the same producer that the video is complete.
     """
     if len(names) != len(masks):
         raise ValueError(f"{video}: {len(names)} frame names but {len(masks)} masks")
+    check_name(video, "video", pred_dir)
     out = Path(pred_dir) / video
     out.mkdir(parents=True, exist_ok=True)
     for name, mask in zip(names, masks, strict=True):
-        write_mask(out / f"{name}.png", mask)
-    (out / ".done").touch()
+        write_mask(out / f"{check_name(name, 'frame', out)}.png", mask)
+    write_text(out / ".done", tag)
 
 
-def video_done(pred_dir: str | os.PathLike, video: str) -> bool:
-    """True when `write_video_masks` finished this video."""
-    return (Path(pred_dir) / video / ".done").exists()
+def video_done(pred_dir: str | os.PathLike, video: str, tag: str = "") -> bool:
+    """True when `write_video_masks` finished this video for the producer ``tag``."""
+    path = Path(pred_dir) / video / ".done"
+    return path.is_file() and path.read_text() == tag
 
 
 def read_video_masks(pred_dir: str | os.PathLike, video: str, names: list[str]) -> np.ndarray:
@@ -62,12 +161,24 @@ def copy_first(sample: VideoSample) -> np.ndarray:
     return out
 
 
+def split_identity(ds: YTVOSSplit) -> dict:
+    """What identifies the data predictions were made for: the split and its meta.json."""
+    return {"split": ds.split, "meta_sha256": file_sha256(ds.dir / "meta.json")}
+
+
 def baseline_copy_first(
-    root: str | os.PathLike, split: str, pred_dir: str | os.PathLike, progress: bool = True
+    root: str | os.PathLike,
+    split: str,
+    pred_dir: str | os.PathLike,
+    progress: bool = True,
+    overwrite: bool = False,
 ) -> Path:
     """Write the copy-first baseline's predictions for every video of a split."""
     ds = YTVOSSplit(root, split)
-    for video in tqdm(ds.videos, desc="copy-first", unit="video", disable=not progress):
-        sample = ds.read_video(video)
-        write_video_masks(pred_dir, video, sample.frame_names, copy_first(sample))
+    producer = {"method": "copy-first", **split_identity(ds)}
+    with open_predictions(pred_dir, producer, overwrite) as tag:
+        todo = [v for v in ds.videos if overwrite or not video_done(pred_dir, v, tag)]
+        for video in tqdm(todo, desc="copy-first", unit="video", disable=not progress):
+            sample = ds.read_video(video)
+            write_video_masks(pred_dir, video, sample.frame_names, copy_first(sample), tag)
     return Path(pred_dir)

@@ -1,5 +1,5 @@
 """Training the S2S model: ``vostutorial train`` or, data-parallel on N processes,
-``torchrun --nproc_per_node N -m vostutorial.train ...`` (gloo on CPU, NCCL on GPUs).
+``torchrun --nproc_per_node N -m vostutorial train ...`` (gloo on CPU, NCCL on GPUs).
 
 Every hyper-parameter lives in one TOML file (``configs/tiny.toml``, ``configs/paper.toml``),
 printed at start and saved as ``RUN_DIR/config.json``. Per step, ``RUN_DIR/log.jsonl`` gets one
@@ -12,12 +12,10 @@ seed and the step alone, whichever process or worker draws it.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
 import random
-import sys
 import time
 import tomllib
 from dataclasses import asdict, dataclass, fields
@@ -26,17 +24,19 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader, Sampler, default_collate
 from tqdm.auto import tqdm
 
-from .checkpoint import export_model, load_checkpoint, save_atomic
+from .checkpoint import export_model, load_checkpoint, load_weights, save_atomic
 from .data.clips import ClipDataset
 from .data.synthetic import ensure_default
 from .data.ytvos import YTVOSSplit
+from .files import is_empty_dir, require_writable_dir, write_json, write_text
 from .inference import predict_objects, upsample
 from .losses import LOSSES
 from .metrics import jaccard
-from .models import build_model
+from .models import CONFIGS, build_model
+from .resources import available_memory, gib, peak_memory, require_device, usable_cpus
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 
@@ -87,14 +87,55 @@ def load_config(name_or_path: str, overrides: dict | None = None) -> TrainConfig
     if unknown:
         raise ValueError(f"{path}: unknown settings {unknown}; known: {sorted(names)}")
     cfg = TrainConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()})
-    if cfg.loss not in LOSSES:
-        raise ValueError(f"{path}: loss must be one of {sorted(LOSSES)}, not {cfg.loss!r}")
+    check_config(cfg, path)
     return cfg
+
+
+# (type, lowest allowed value) of every number setting; the others are checked by name below
+_NUMBERS = {
+    "clip_len": (int, 2), "max_skip": (int, 1), "batch_size": (int, 1), "steps": (int, 1),
+    "warmup": (int, 0), "bce_from": (int, 0), "val_every": (int, 1), "val_videos": (int, 0),
+    "ckpt_every": (int, 1), "workers": (int, 0), "seed": (int, 0),
+    "lr": (float, 0.0), "min_lr": (float, 0.0), "weight_decay": (float, 0.0),
+    "grad_clip": (float, 0.0),
+}  # fmt: skip
+
+
+def check_config(cfg: TrainConfig, where: str | os.PathLike = "config") -> None:
+    """Every setting of the right type and range, or a ValueError naming the key (the
+    value may come from the file or from ``--set``)."""
+
+    def bad(key: str, want: str) -> ValueError:
+        return ValueError(f"{where}: {key} must be {want}, not {getattr(cfg, key)!r}")
+
+    for key, (kind, low) in _NUMBERS.items():
+        v = getattr(cfg, key)
+        ok_type = type(v) is int or (kind is float and type(v) is float)
+        if not ok_type or v < low or (kind is float and key in ("lr", "grad_clip") and v <= 0):
+            raise bad(key, f"{'an integer' if kind is int else 'a number'} >= {low}"
+                      + (" and > 0" if key in ("lr", "grad_clip") else ""))  # fmt: skip
+    if cfg.min_lr > 1:
+        raise bad("min_lr", "a fraction of lr in [0, 1]")
+    size = cfg.size
+    if not (isinstance(size, tuple) and len(size) == 2
+            and all(type(s) is int and s > 0 and s % 32 == 0 for s in size)):  # fmt: skip
+        raise bad("size", "[H, W], two positive multiples of 32")
+    if cfg.model not in CONFIGS:
+        raise bad("model", f"one of {sorted(CONFIGS)}")
+    if cfg.loss not in LOSSES:
+        raise bad("loss", f"one of {sorted(LOSSES)}")
+    for key in ("split", "val_split", "pretrained"):
+        if not isinstance(getattr(cfg, key), str):
+            raise bad(key, "a string")
+    if not isinstance(cfg.amp, bool):
+        raise bad("amp", "true or false")
 
 
 def parse_override(text: str) -> tuple[str, object]:
     """``key=value`` with a TOML value (``lr=1e-3``, ``size=[64, 96]``, ``loss="bce"``)."""
-    key, _, value = text.partition("=")
+    key, eq, value = text.partition("=")
+    if not eq or not key.strip():
+        raise ValueError(f"--set {text!r}: expected KEY=VALUE, e.g. --set lr=1e-4")
     try:
         return key.strip(), tomllib.loads(f"v = {value}")["v"]
     except tomllib.TOMLDecodeError:
@@ -146,10 +187,21 @@ class SeededClips(torch.utils.data.Dataset):
 
     def __getitem__(self, key: tuple[int, int]) -> dict:
         index, seed = key
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            item = self.clips[index]
+        try:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                item = self.clips[index]
+        except (ValueError, OSError) as exc:
+            # Travels to the main process as data (`collate_clips`), where it is raised as
+            # one line naming the file, not as a worker's 30-line traceback.
+            return {"error": str(exc)}
         return {k: item[k] for k in ("frames", "first_mask", "masks")}
+
+
+def collate_clips(items: list[dict]) -> dict:
+    """``default_collate``, or ``{"error": message}`` if a clip could not be read."""
+    errors = [it["error"] for it in items if "error" in it]
+    return {"error": errors[0]} if errors else default_collate(items)
 
 
 def lr_factor(step: int, cfg: TrainConfig) -> float:
@@ -169,9 +221,11 @@ def loss_at(cfg: TrainConfig, step: int):
 
 
 def rng_state() -> dict:
+    """Every RNG's state as tensors and plain values (checkpoints load with weights_only)."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
     state = {
         "python": random.getstate(),
-        "numpy": np.random.get_state(),
+        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss],
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available():
@@ -180,8 +234,9 @@ def rng_state() -> dict:
 
 
 def set_rng_state(state: dict) -> None:
+    kind, keys, pos, has_gauss, gauss = state["numpy"]
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -216,14 +271,98 @@ def _distributed(device: str) -> tuple[int, int, torch.device]:
 
 
 def _truncate_log(path: Path, step: int) -> None:
-    """Drop log lines past the checkpoint: steps after it are re-run on resume."""
-    if path.exists():
-        lines = [
-            ln
-            for ln in path.read_text().splitlines()
-            if ln.strip() and json.loads(ln)["step"] <= step
-        ]
-        path.write_text("".join(ln + "\n" for ln in lines))
+    """Drop log lines past the checkpoint: steps after it are re-run on resume. A torn last
+    line (the run was killed while writing it) is after the checkpoint too, so it goes."""
+    if not path.exists():
+        return
+    lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
+    kept = []
+    for i, ln in enumerate(lines):
+        try:
+            rec = json.loads(ln)
+        except ValueError:
+            if i == len(lines) - 1:
+                continue
+            raise ValueError(
+                f"{path}: line {i + 1} is not JSON (damaged log); delete the line, or the run "
+                "folder to start over"
+            ) from None
+        if rec.get("step", 0) <= step:
+            kept.append(ln)
+    write_text(path, "".join(ln + "\n" for ln in kept))
+
+
+RUN_FILES = ("last.pt", "log.jsonl", "config.json")  # what marks a folder as a run of ours
+
+
+def check_run_folder(out: Path, resume: bool, overwrite: bool) -> None:
+    """Refuse, before anything is written, an ``--out`` that would lose data: a run without
+    ``--resume``/``--overwrite``, a folder that is not a run, a file, a read-only place."""
+    if resume:
+        if not (out / "last.pt").exists():
+            raise ValueError(f"{out / 'last.pt'}: no checkpoint to --resume; drop --resume")
+        return
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out}: --out is a file, not a folder; name a folder for the run")
+    ours = [f for f in RUN_FILES if (out / f).exists()]
+    if ours and not overwrite:
+        raise ValueError(
+            f"{out}: holds a run ({', '.join(ours)}); pass --resume to continue it, "
+            "--overwrite to start it over, or choose another --out"
+        )
+    if not ours and not is_empty_dir(out):
+        raise ValueError(
+            f"{out}: not a run folder and not empty; refusing to write into it: "
+            "choose a new or empty --out"
+        )
+    if out.exists() and not os.access(out, os.W_OK | os.X_OK):
+        raise ValueError(f"{out}: --out is not writable; choose a folder you can write to")
+
+
+def check_data(root: Path, cfg: TrainConfig) -> tuple[ClipDataset, YTVOSSplit | None]:
+    """The training clips and the validation split, checked before step 1: every frame file
+    that meta.json promises exists, and the validation videos decode (a bad file there would
+    otherwise surface only at the first validation, hundreds of steps in)."""
+    split = YTVOSSplit(root, cfg.split)
+    clips = ClipDataset(split, cfg.clip_len, tuple(cfg.size), cfg.max_skip, augment=True)
+    if not (root / cfg.val_split / "meta.json").exists():
+        return clips, None
+    val = YTVOSSplit(root, cfg.val_split)
+    for video in list(val.videos)[: cfg.val_videos]:
+        val.read_video(video)
+        val.masks(video)
+    return clips, val
+
+
+def check_batch_fits(model, cfg: TrainConfig, dev: torch.device, world: int) -> int:
+    """Measure one clip's training step and refuse a batch that cannot fit in memory, with the
+    largest that does. Returns the bytes one clip needs. The probe draws no random numbers and
+    leaves no gradients, so training is unchanged by it."""
+    h, w = cfg.size
+    frames = torch.linspace(0, 1, cfg.clip_len * 3 * h * w, device=dev)
+    frames = frames.reshape(1, cfg.clip_len, 3, h, w)
+    first = torch.zeros(1, 1, h, w, device=dev)
+    first[..., h // 4 : h // 2, w // 4 : w // 2] = 1
+
+    def one_clip() -> None:
+        model.train()
+        logits = model(frames, first)
+        LOSSES[cfg.loss](logits[:, 1:].float(), frames[:, 1:, :1]).backward()
+
+    with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+        per_clip = peak_memory(one_clip, dev)
+    model.zero_grad(set_to_none=True)
+    avail = torch.cuda.mem_get_info(dev)[0] if dev.type == "cuda" else available_memory()
+    per_process = cfg.batch_size // world
+    if avail is None or per_clip * per_process <= 0.9 * avail:
+        return per_clip
+    fits = int(0.9 * avail // max(per_clip, 1)) * world
+    raise ValueError(
+        f"batch_size {cfg.batch_size}: one training step needs about "
+        f"{gib(per_clip * per_process)} ({gib(per_clip)} per clip of {cfg.clip_len} frames at "
+        f"{h}x{w} on {dev.type}), but {gib(avail)} is available; the largest batch that fits is "
+        + (f"--set batch_size={fits}" if fits else "none: use --set size=[...] smaller frames")
+    )
 
 
 def train(
@@ -233,20 +372,28 @@ def train(
     resume: bool = False,
     device: str = "cpu",
     progress: bool = True,
+    overwrite: bool = False,
 ) -> Path:
-    """Train, checkpointing into ``out``; returns the path of the last checkpoint."""
+    """Train, checkpointing into ``out``; returns the path of the last checkpoint.
+
+    Every argument, the data and the memory a batch needs are checked before ``out`` is
+    touched; an existing run there is continued only with ``resume`` and replaced only with
+    ``overwrite``."""
+    check_config(cfg)
+    require_device(device)
     rank, world, dev = _distributed(device)
     out = Path(out)
-    root = Path(data) if data else ensure_default(progress=False)
     main = rank == 0
     say = print if main else (lambda *a, **k: None)
-    if main:
-        out.mkdir(parents=True, exist_ok=True)
+    check_run_folder(out, resume, overwrite)
+    root = Path(data) if data else ensure_default(progress=False)
+    clips, val = check_data(root, cfg)
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
 
     model = build_model(cfg.model, pretrained=cfg.pretrained or None).to(dev)
+    per_clip = check_batch_fits(model, cfg, dev, world)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg))
     use_amp = cfg.amp and dev.type == "cuda"
@@ -266,7 +413,7 @@ def train(
                 f"{ckpt_path}: was trained with other settings {changed} "
                 "(saved, now); only --steps may change on --resume"
             )
-        model.load_state_dict(ckpt["model"])
+        load_weights(model, ckpt["model"], ckpt_path)
         opt.load_state_dict(ckpt["optimizer"])
         sched.load_state_dict(ckpt["scheduler"])
         scaler.load_state_dict(ckpt["scaler"])
@@ -275,24 +422,29 @@ def train(
         if main:
             _truncate_log(log_path, start)
         say(f"resuming {ckpt_path} at step {start}")
-    elif main and log_path.exists():
-        log_path.unlink()
     if main:
-        (out / "config.json").write_text(json.dumps(asdict(cfg), indent=1))
+        require_writable_dir(out)
+        if not resume:
+            log_path.unlink(missing_ok=True)  # --overwrite: a run of ours starts over
+        write_json(out / "config.json", asdict(cfg))
     say("config: " + json.dumps(asdict(cfg)))
+    say(f"memory: about {gib(per_clip)} per clip in a training step on {dev.type}")
     net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
 
-    split = YTVOSSplit(root, cfg.split)
-    clips = ClipDataset(split, cfg.clip_len, tuple(cfg.size), cfg.max_skip, augment=True)
+    workers = min(cfg.workers, usable_cpus())  # more processes than CPUs only compete
+    if workers < cfg.workers:
+        say(f"loader workers: {workers} ({cfg.workers} configured, {usable_cpus()} CPUs usable)")
     sampler = StepSampler(len(clips), cfg.batch_size, cfg.seed, start, cfg.steps, rank, world)
     loader = DataLoader(
         SeededClips(clips),
         batch_sampler=sampler,
-        num_workers=cfg.workers,
+        num_workers=workers,
+        collate_fn=collate_clips,
         pin_memory=dev.type == "cuda",
         persistent_workers=False,
     )
-    val = YTVOSSplit(root, cfg.val_split) if (root / cfg.val_split / "meta.json").exists() else None
+    if val is None:
+        say(f"no {root / cfg.val_split}: training without validation")
 
     def checkpoint(step: int) -> None:
         save_atomic(
@@ -316,6 +468,8 @@ def train(
     step = start
     try:
         for step, batch in enumerate(loader, start=start + 1):
+            if "error" in batch:  # a clip's file could not be read (`collate_clips`)
+                raise ValueError(batch["error"])
             t_data = time.perf_counter()
             frames = batch["frames"].to(dev, non_blocking=True)
             first = batch["first_mask"].to(dev, non_blocking=True)
@@ -369,67 +523,14 @@ def train(
     return ckpt_path
 
 
-def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
-    p = parser or argparse.ArgumentParser(
-        prog="python -m vostutorial.train",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("--config", default="tiny", help="tiny, paper, or a .toml file")
-    p.add_argument(
-        "--data", type=Path, default=None, help="dataset root (default: built-in synthetic)"
-    )
-    p.add_argument("--out", type=Path, required=True, help="run directory")
-    p.add_argument("--steps", type=int, default=None, help="train up to this step")
-    p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.pt")
-    p.add_argument(
-        "--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=["cpu", "cuda"]
-    )
-    p.add_argument("--seed", type=int, default=None)
-    p.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config setting (TOML value), e.g. --set lr=1e-4",
-    )
-    p.add_argument(
-        "--export",
-        type=Path,
-        default=None,
-        help="also write the final weights (float16) here, for notebooks",
-    )
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    return p
-
-
-def run(a: argparse.Namespace) -> int:
-    overrides = dict(parse_override(s) for s in a.set)
-    if a.steps is not None:
-        overrides["steps"] = a.steps
-    if a.seed is not None:
-        overrides["seed"] = a.seed
-    cfg = load_config(a.config, overrides)
-    path = train(cfg, a.out, a.data, a.resume, a.device, progress=not a.quiet)
-    if a.export and int(os.environ.get("RANK", "0")) == 0:
-        ckpt = load_checkpoint(path)
-        model = build_model(cfg.model)
-        model.load_state_dict(ckpt["model"])
-        export_model(model, a.export, {"train_config": asdict(cfg), "step": ckpt["step"]})
-        log = a.export.with_suffix(".log.jsonl")  # the curves travel with the weights
-        log.write_text((a.out / "log.jsonl").read_text())
-        print(f"exported weights to {a.export} and the training log to {log}")
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    a = build_parser().parse_args(argv)
-    try:
-        return run(a)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def export_run(run_dir: Path, path: Path) -> Path:
+    """Write a run's final weights (float16) to ``path`` with its training log beside it
+    (``<path stem>.log.jsonl``), for notebooks and the shipped checkpoint."""
+    ckpt = load_checkpoint(run_dir / "last.pt")
+    cfg = ckpt["train_config"]
+    model = build_model(cfg["model"])
+    load_weights(model, ckpt["model"], run_dir / "last.pt")
+    export_model(model, path, {"train_config": cfg, "step": ckpt["step"]})
+    log = path.with_suffix(".log.jsonl")  # the curves travel with the weights
+    write_text(log, (run_dir / "log.jsonl").read_text())
+    return log

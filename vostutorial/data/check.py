@@ -28,11 +28,13 @@ def check_split(
     for video, info in tqdm(
         ds.videos.items(), desc=f"check {split}", unit="video", disable=not progress
     ):
-        if not info.frames:
-            problems.append(
-                f"{ds.dir / 'JPEGImages' / video}: video listed in meta.json has no frames"
-            )
-            continue
+        if video in ds.odd_frame_files or not info.frames:
+            try:
+                ds.require_frames(video)  # names the odd files, or says there are none
+            except ValueError as exc:
+                problems.append(str(exc))
+            if not info.frames:
+                continue
         shapes: dict[str, tuple[int, ...]] = {}
         for f in info.frames:
             try:
@@ -54,7 +56,7 @@ def check_split(
                 except ValueError as exc:
                     problems.append(str(exc))
                     continue
-                if path.stem not in shapes:
+                if not ds.frame_path(video, path.stem).exists():  # (unreadable: reported above)
                     problems.append(f"{path}: mask has no frame {ds.frame_path(video, path.stem)}")
                 if kind == full_dir:
                     present = set(np.unique(mask).tolist()) - {0}
@@ -66,7 +68,7 @@ def check_split(
                                 "its frames in meta.json"
                             )
         for oid, obj in info.objects.items():
-            first = min(obj.frames) if obj.frames else None
+            first = obj.frames[0] if obj.frames else None
             path = ds.annotation_path(video, first) if first else None
             if path is not None and not path.exists():
                 problems.append(f"{path}: object {oid} first appears here but the file is missing")

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from .davis import DavisSequences
 from .palette import read_image, write_image, write_mask
-from .ytvos import ObjectInfo, YTVOSSplit, first_appearance_masks, write_meta
+from .ytvos import ObjectInfo, YTVOSSplit, first_appearance_masks, sort_frames, write_meta
 
 
 def _write_video(
@@ -58,7 +58,7 @@ def _write_video(
     for name, gt in gts.items():
         write_mask(out_split / full / video / f"{name}.png", gt)
     if heldout:
-        firsts = {oid: min(o.frames) for oid, o in objects.items()}
+        firsts = {oid: o.frames[0] for oid, o in objects.items()}  # in time order
         for name, m in first_appearance_masks(firsts, gts.__getitem__).items():
             write_mask(out_split / "Annotations" / video / f"{name}.png", m)
 
@@ -95,7 +95,7 @@ def davis_to_ytvos(
             return np.where(m == 255, 0, m).astype(np.uint8)
 
         present: dict[int, list[str]] = {}
-        for name in sorted(annotated):
+        for name in sort_frames(annotated, davis.mask_dir / seq):
             for oid in np.unique(mask(name)).tolist():
                 if oid:
                     present.setdefault(oid, []).append(name)

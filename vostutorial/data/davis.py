@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .palette import read_image, read_mask
+from .ytvos import sort_frames
 
 
 class DavisSequences:
@@ -31,11 +32,13 @@ class DavisSequences:
 
     def frames(self, seq: str) -> list[str]:
         """Frame names (stems) of a sequence, in order."""
-        return sorted(p.stem for p in (self.frame_dir / seq).glob("*.jpg"))
+        folder = self.frame_dir / seq
+        return sort_frames((p.stem for p in folder.glob("*.jpg")), folder)
 
     def masks(self, seq: str) -> list[str]:
         """Names of the annotated frames of a sequence, in order."""
-        return sorted(p.stem for p in (self.mask_dir / seq).glob("*.png"))
+        folder = self.mask_dir / seq
+        return sort_frames((p.stem for p in folder.glob("*.png")), folder)
 
     def read_frame(self, seq: str, frame: str) -> np.ndarray:
         """``(H, W, 3)`` uint8."""

@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ..files import atomic_write
+
 
 def davis_palette(n: int = 256) -> np.ndarray:
     """The standard DAVIS/YouTube-VOS palette as an ``(n, 3)`` uint8 array.
@@ -47,6 +49,17 @@ def _open(path: Path) -> Image.Image:
     return img
 
 
+def image_size(path: str | os.PathLike) -> tuple[int, int]:
+    """``(H, W)`` of an image, from its header alone (no decoding)."""
+    try:
+        with Image.open(path) as img:
+            return img.size[1], img.size[0]
+    except FileNotFoundError:
+        raise ValueError(f"{path}: file not found") from None
+    except (OSError, SyntaxError) as exc:
+        raise ValueError(f"{path}: cannot read image header ({exc})") from None
+
+
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """Read a frame as an ``(H, W, 3)`` uint8 RGB array."""
     img = _open(Path(path))
@@ -67,7 +80,8 @@ def read_mask(path: str | os.PathLike, require_palette: bool = False) -> np.ndar
     if require_palette:
         raise ValueError(
             f"{path}: mask is a {img.mode!r}-mode image, expected a palette ('P') PNG whose "
-            "pixel values are object ids; convert it with vostutorial.data.write_mask"
+            "pixel values are object ids (a 0/255 grayscale mask cannot say which object); "
+            "convert it with vostutorial.data.write_mask"
         )
     if img.mode in ("L", "1"):
         arr = np.asarray(img.convert("L"))
@@ -102,15 +116,11 @@ def write_mask(path: str | os.PathLike, mask: np.ndarray) -> None:
         raise ValueError(f"{path}: object ids must lie in 0..255")
     img = Image.fromarray(mask.astype(np.uint8))  # "L"; putpalette turns it into "P"
     img.putpalette(PALETTE.tobytes())
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    img.save(tmp, format="PNG")
-    os.replace(tmp, path)
+    with atomic_write(path) as f:
+        img.save(f, format="PNG")
 
 
 def write_image(path: str | os.PathLike, image: np.ndarray, quality: int = 90) -> None:
     """Write an ``(H, W, 3)`` uint8 RGB frame as JPEG (atomically)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    Image.fromarray(np.asarray(image, dtype=np.uint8)).save(tmp, format="JPEG", quality=quality)
-    os.replace(tmp, path)
+    with atomic_write(path) as f:
+        Image.fromarray(np.asarray(image, dtype=np.uint8)).save(f, format="JPEG", quality=quality)

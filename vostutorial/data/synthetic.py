@@ -26,6 +26,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 from tqdm.auto import tqdm
 
+from ..files import is_empty_dir, write_json
 from .palette import write_image, write_mask
 from .ytvos import ObjectInfo, first_appearance_masks, write_meta
 
@@ -248,6 +249,9 @@ def _render_video(
 
 # Bump when the generator's output changes, so cached default datasets are regenerated.
 GENERATOR_VERSION = 3
+# The generator's own file at the dataset root: only folders that carry it are ever replaced.
+MARKER = "synth_config.json"
+MAX_ATTEMPTS = 1000  # resamples of one video before giving up (never loop forever)
 
 
 @dataclass(frozen=True)
@@ -261,6 +265,18 @@ class SynthConfig:
     frames: int = 20  # stored frames per video (every 5th original frame)
     unseen_fraction: float = 0.35  # of valid objects
 
+    def __post_init__(self) -> None:
+        # The sampler needs a frame after each object's first one, and room to draw shapes.
+        if self.frames < 2:
+            raise ValueError(f"frames must be at least 2 (the given frame and one to track), "
+                             f"not {self.frames}")  # fmt: skip
+        if min(self.size) < 16:
+            raise ValueError(f"size must be at least 16x16, not {self.size[0]}x{self.size[1]}")
+        if self.train_videos < 0 or self.valid_videos < 0:
+            raise ValueError("video counts must not be negative")
+        if not 0 <= self.unseen_fraction <= 1:
+            raise ValueError(f"unseen_fraction must lie in [0, 1], not {self.unseen_fraction}")
+
 
 def _video(cfg: SynthConfig, split: str, index: int):
     """Sample one video whose objects are all clearly visible on their first frame."""
@@ -268,7 +284,7 @@ def _video(cfg: SynthConfig, split: str, index: int):
     rng = np.random.default_rng([cfg.seed, {"train": 0, "valid": 1}[split], index])
     name = hashlib.sha1(f"{cfg.seed}/{split}/{index}".encode()).hexdigest()[:10]
     min_area = 0.004 * h * w
-    while True:
+    for _attempt in range(MAX_ATTEMPTS):
         n_obj = int(rng.choice([1, 2, 3, 4], p=[0.3, 0.35, 0.2, 0.15]))
         cats = []
         for _ in range(n_obj):
@@ -282,6 +298,11 @@ def _video(cfg: SynthConfig, split: str, index: int):
         ok = all(0 <= f < cfg.frames - 1 and areas[k, f] >= min_area for k, f in enumerate(firsts))
         if ok:
             break
+    else:
+        raise ValueError(
+            f"synthetic video {split}/{index}: no acceptable sample in {MAX_ATTEMPTS} tries "
+            f"(size {h}x{w}, {cfg.frames} frames); use a larger --size or more --frames"
+        )
     # YouTube-VOS numbers objects in order of first appearance.
     order = sorted(range(n_obj), key=lambda k: (firsts[k], k))
     remap = np.zeros(256, np.uint8)
@@ -313,6 +334,27 @@ def _write_video(args: tuple[SynthConfig, str, int, Path]) -> tuple[str, dict[in
     return name, objects
 
 
+def is_synthetic_root(root: str | os.PathLike) -> bool:
+    """True when ``root`` carries the generator's marker (`generate` wrote it)."""
+    try:
+        saved = json.loads((Path(root) / MARKER).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(saved, dict) and {"version", "train_videos", "seed"} <= set(saved)
+
+
+def _refuse_foreign(out: Path) -> None:
+    """Raise unless ``out`` is empty, new, or a dataset this generator wrote."""
+    if is_synthetic_root(out) or is_empty_dir(out):
+        return
+    if not out.is_dir():
+        raise ValueError(f"{out}: is a file, not a folder; give a folder for the dataset")
+    raise ValueError(
+        f"{out}: not a synthetic dataset written by vostutorial (no {MARKER}) and not empty; "
+        "refusing to replace what is there: give a new or empty folder"
+    )
+
+
 def generate(
     out: str | os.PathLike,
     cfg: SynthConfig = SynthConfig(),
@@ -322,14 +364,16 @@ def generate(
 ) -> Path:
     """Write ``out/train`` and ``out/valid`` in the YouTube-VOS layout; return ``out``.
 
-    Each split is built in a temporary folder and renamed into place when complete, so an
-    interrupted run never leaves a half-written split behind.
+    ``out`` must be new, empty, or a dataset this generator wrote (its ``synth_config.json``);
+    the latter is replaced only with ``force``. Each split is built in a temporary folder and
+    renamed into place when complete, so an interrupted run never leaves a half-written split.
     """
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    _refuse_foreign(out)
     for split in ("train", "valid"):
         if (out / split).exists() and not force:
             raise ValueError(f"{out / split}: already exists; pass --force to regenerate it")
+    out.mkdir(parents=True, exist_ok=True)
     jobs = [
         (split, i)
         for split, n in (("train", cfg.train_videos), ("valid", cfg.valid_videos))
@@ -356,16 +400,19 @@ def generate(
     bar.close()
     for (split, _), (name, objects) in results:
         metas[split][name] = objects
-    for split in ("train", "valid"):
-        write_meta(tmp[split] / "meta.json", metas[split])
-        shutil.rmtree(out / split, ignore_errors=True)
-        os.replace(tmp[split], out / split)
     info = asdict(cfg) | {
         "version": GENERATOR_VERSION,
         "seen": [c.name for c in SEEN],
         "unseen": [c.name for c in UNSEEN],
     }
-    (out / "synth_config.json").write_text(json.dumps(info, indent=1))
+    # The marker goes first (marked incomplete: a stale dataset), so that a crash while the
+    # splits move in leaves a folder the generator still recognises as its own.
+    write_json(out / MARKER, info | {"complete": False})
+    for split in ("train", "valid"):
+        write_meta(tmp[split] / "meta.json", metas[split])
+        shutil.rmtree(out / split, ignore_errors=True)
+        os.replace(tmp[split], out / split)
+    write_json(out / MARKER, info | {"complete": True})
     return out
 
 
@@ -388,10 +435,11 @@ def ensure_default(
 ) -> Path:
     """The default synthetic dataset's root, generating it first if missing or stale."""
     root = Path(root) if root is not None else default_root()
-    marker = root / "synth_config.json"
-    if marker.exists():
-        saved = json.loads(marker.read_text())
-        want = json.loads(json.dumps(asdict(cfg) | {"version": GENERATOR_VERSION}))  # as on disk
-        if all(saved.get(k) == v for k, v in want.items()):
+    _refuse_foreign(root)  # a user's folder is never replaced by synthetic data
+    if is_synthetic_root(root):
+        saved = json.loads((root / MARKER).read_text())
+        want = asdict(cfg) | {"version": GENERATOR_VERSION, "complete": True}
+        want = json.loads(json.dumps(want))  # as on disk
+        if all(saved.get(k, True if k == "complete" else None) == v for k, v in want.items()):
             return root
     return generate(root, cfg, force=True, progress=progress)

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..files import check_name, write_json
 from .palette import mask_ids, read_image, read_mask
 
 
@@ -60,6 +61,7 @@ def load_meta(path: str | os.PathLike) -> dict[str, dict[int, ObjectInfo]]:
         raise ValueError(f'{path}: expected {{"videos": {{...}}}} at the top level')
     out: dict[str, dict[int, ObjectInfo]] = {}
     for video, entry in meta["videos"].items():
+        check_name(video, "video", path)
         objects = entry.get("objects") if isinstance(entry, dict) else None
         if not isinstance(objects, dict):
             raise ValueError(f'{path}: video {video!r} has no "objects" mapping')
@@ -67,16 +69,42 @@ def load_meta(path: str | os.PathLike) -> dict[str, dict[int, ObjectInfo]]:
         for key, obj in objects.items():
             try:
                 oid = int(key)
-                category, frames = str(obj["category"]), [str(f) for f in obj["frames"]]
+                category, frames = str(obj["category"]), obj["frames"]
+                if not isinstance(frames, list) or not all(isinstance(f, str) for f in frames):
+                    raise TypeError(f"frames is {frames!r}, not a list of frame names")
             except (ValueError, TypeError, KeyError) as exc:
                 raise ValueError(
                     f'{path}: video {video!r} object {key!r} must be {{"category": str, '
-                    f'"frames": [str, ...]}} with an integer id ({exc!r})'
+                    f'"frames": [str, ...]}} with an integer id ({exc})'
                 ) from None
             if not 1 <= oid <= 255:
                 raise ValueError(f"{path}: video {video!r} object id {oid} is outside 1..255")
-            out[video][oid] = ObjectInfo(oid, category, frames)
+            for f in frames:
+                check_name(f, f"frame of video {video!r}", path)
+            out[video][oid] = ObjectInfo(oid, category, sort_frames(frames, path))
     return out
+
+
+def frame_key(name: str) -> tuple:
+    """Sort key of a frame name: numbers by value (``5`` before ``10``), other names as text."""
+    return (0, int(name), name) if name.isdigit() else (1, 0, name)
+
+
+def sort_frames(names, where: str | os.PathLike) -> list[str]:
+    """Frame names in time order, or a ValueError naming ``where`` when the names do not say it.
+
+    All-number names sort by value; other names must all have one length (``frame_007``), since
+    ``frame_7`` vs ``frame_10`` would come out in the wrong order as text.
+    """
+    names = list(names)
+    if not all(n.isdigit() for n in names) and len({len(n) for n in names}) > 1:
+        examples = sorted(names, key=len)
+        raise ValueError(
+            f"{where}: frame names of different lengths that are not all numbers "
+            f"({examples[0]!r}, {examples[-1]!r}): their order is ambiguous; name frames by "
+            "zero-padded number (00000.jpg, 00005.jpg, ...)"
+        )
+    return sorted(names, key=frame_key)
 
 
 def write_meta(path: str | os.PathLike, videos: dict[str, dict[int, ObjectInfo]]) -> None:
@@ -92,10 +120,7 @@ def write_meta(path: str | os.PathLike, videos: dict[str, dict[int, ObjectInfo]]
             for video, objs in sorted(videos.items())
         }
     }
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(meta, indent=1))
-    os.replace(tmp, path)
+    write_json(path, meta)
 
 
 class YTVOSSplit:
@@ -116,10 +141,19 @@ class YTVOSSplit:
             )
         meta = load_meta(self.dir / "meta.json")
         self.videos: dict[str, VideoInfo] = {}
+        # Frame files that are not ``<frame>.jpg`` (``.JPG``, ``.jpeg``): reported by
+        # `require_frames` and `check_split` instead of being silently left out.
+        self.odd_frame_files: dict[str, list[str]] = {}
         for name, objects in sorted(meta.items()):
             # A video without a frame folder gets no frames: `read_video` and `check_split`
             # report it by name rather than the constructor failing on the first one.
-            frames = sorted(p.stem for p in (self.dir / "JPEGImages" / name).glob("*.jpg"))
+            folder = self.dir / "JPEGImages" / name
+            files = os.listdir(folder) if folder.is_dir() else []
+            frames = sort_frames([f[:-4] for f in files if f.endswith(".jpg")], folder)
+            odd = sorted(f for f in files if f.lower().endswith((".jpg", ".jpeg"))
+                         and not f.endswith(".jpg"))  # fmt: skip
+            if odd:
+                self.odd_frame_files[name] = odd
             self.videos[name] = VideoInfo(name, frames, objects)
 
     @property
@@ -196,7 +230,7 @@ class YTVOSSplit:
             if not obj.frames:
                 meta = self.dir / "meta.json"
                 raise ValueError(f"{meta}: object {oid} of video {video!r} lists no frames")
-            out[oid] = min(obj.frames)
+            out[oid] = obj.frames[0]  # load_meta sorted them in time order
         return out
 
     def masks(self, video: str, given_only: bool = False) -> np.ndarray:
@@ -228,7 +262,7 @@ class YTVOSSplit:
                     "video": video,
                     "object": oid,
                     "category": obj.category,
-                    "first_frame": min(obj.frames),
+                    "first_frame": obj.frames[0],
                     "frames": len(obj.frames),
                 }
                 if masks is not None:
@@ -241,12 +275,19 @@ class YTVOSSplit:
         """Frames that meta.json lists for an object of ``video`` but that have no JPEG."""
         info = self.videos[video]
         listed = {f for o in info.objects.values() for f in o.frames}
-        return sorted(listed - set(info.frames))
+        return sorted(listed - set(info.frames), key=frame_key)
 
     def require_frames(self, video: str) -> None:
         """Raise a ValueError naming the first frame file meta.json promises but is absent."""
+        folder = self.dir / "JPEGImages" / video
+        odd = self.odd_frame_files.get(video)
+        if odd:
+            raise ValueError(
+                f"{folder}: {len(odd)} frame file(s) such as {odd[0]!r} are not named "
+                "<frame>.jpg (lower case); rename them, e.g. 00000.JPG -> 00000.jpg"
+            )
         if not self.videos[video].frames:
-            raise ValueError(f"{self.dir / 'JPEGImages' / video}: video has no frames")
+            raise ValueError(f"{folder}: video has no frames (expected <frame>.jpg files)")
         missing = self.missing_frames(video)
         if missing:
             raise ValueError(
@@ -296,7 +337,7 @@ def first_appearance_masks(
     ``(H, W)`` id map of a frame. Each returned mask keeps only the objects starting there.
     """
     out = {}
-    for frame in sorted(set(firsts.values())):
+    for frame in sorted(set(firsts.values()), key=frame_key):
         starting = [oid for oid, f in firsts.items() if f == frame]
         gt = ground_truth(frame)
         out[frame] = np.where(np.isin(gt, starting), gt, 0).astype(np.uint8)
