@@ -36,9 +36,11 @@ train-tiny: setup
 student: setup
 	$(VENV)/bin/vostutorial student --notebooks notebooks
 
-# JupyterLab refuses root (lab containers often are) unless told
+# JupyterLab refuses root (lab containers often are) unless told. Kernels inherit
+# OMP_WAIT_POLICY=PASSIVE: torch threads that sleep while waiting share a course server's cores
+# (benchmarks/bench_load.py).
 lab: setup
-	$(VENV)/bin/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) notebooks
+	OMP_WAIT_POLICY=$${OMP_WAIT_POLICY:-PASSIVE} $(VENV)/bin/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) notebooks
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -36,7 +36,8 @@ SMALL_TRAIN = ["--set", "batch_size=2", "--set", "clip_len=3", "--set", "workers
 def _refused(capsys, *args) -> str:
     """Run the CLI in-process; it must exit 2 with exactly one line on stderr."""
     assert main([str(a) for a in args]) == 2
-    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip() and "%|" not in ln]  # no bars
+    err = capsys.readouterr().err.splitlines()
+    lines = [ln for ln in err if ln.strip() and "%|" not in ln]  # progress bars aside
     assert len(lines) == 1 and lines[0].startswith("error: "), lines
     return lines[0]
 
@@ -502,3 +503,12 @@ def test_demo_writes_only_inside_the_folders_it_was_given(synth_root, weights, t
     demo.run_demo(data, tmp_path / "report", progress=False, online_steps=0)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "report"]
     assert (data / "predictions" / "model" / ".vostutorial-predictions.json").exists()
+
+
+def test_the_command_line_lets_torch_threads_sleep_while_waiting(monkeypatch, tmp_path, capsys):
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    main(["check-data", str(tmp_path)])
+    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")  # the user's choice is kept
+    main(["check-data", str(tmp_path)])
+    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"

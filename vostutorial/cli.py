@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -170,8 +171,6 @@ def cmd_predict(a: argparse.Namespace) -> int:
 
 
 def cmd_train(a: argparse.Namespace) -> int:
-    import os
-
     from .resources import set_threads
     from .train import export_run, load_config, parse_override, train
 
@@ -330,6 +329,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # OpenMP threads that spin while they wait collapse when another process takes a core (a
+    # course server): measured 2.6x slower beside one busy process, against 1.6x when they
+    # sleep, for 4% alone (benchmarks/bench_load.py). Read when torch loads, so set it here,
+    # before any command imports torch; a value the user set is kept.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
