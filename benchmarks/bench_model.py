@@ -13,6 +13,7 @@ import time
 import torch
 from torch import nn
 
+from vostutorial.fast import speed_up
 from vostutorial.models import build_model
 from vostutorial.models.summary import count_macs
 
@@ -50,7 +51,9 @@ def sync(device: str) -> None:
 def measure(name: str, variant: str, device: str, repeats: int, t: int = 5):
     """(forward seconds per clip, training-step seconds per clip, FLOPs per clip)."""
     torch.manual_seed(0)
-    model = build_model(name, channels_last=variant == "ours").to(device)
+    model = build_model(name).to(device)
+    if variant == "ours":
+        model = speed_up(model)
     h, w = model.cfg.input_size
     frames = torch.rand(1, t, 3, h, w, device=device)
     mask = (torch.rand(1, 1, h, w, device=device) > 0.5).float()

@@ -9,13 +9,13 @@ import torch
 
 from vostutorial.checkpoint import load_model
 from vostutorial.data import YTVOSSplit, read_mask
+from vostutorial.fast import upsampled_argmax
 from vostutorial.inference import (
     finetune_online,
     merge,
     predict_objects,
     soft_aggregate,
     upsample,
-    upsampled_argmax,
 )
 from vostutorial.models import build_model
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from .files import atomic_write
-from .models.s2s import S2S, ModelConfig, build_model
+from .models import S2S, ModelConfig, build_model
 
 
 def save_atomic(obj: dict, path: str | os.PathLike) -> None:

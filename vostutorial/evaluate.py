@@ -13,6 +13,7 @@ both masks scored too (J = F = 1), and J&F-Mean weighting every object equally.
 from __future__ import annotations
 
 import os
+from bisect import bisect_right
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -70,6 +71,26 @@ def _object_scores(pred: np.ndarray, gt: np.ndarray, void: np.ndarray | None = N
     return jaccard(pred, gt), f_measure(pred, gt, bound_th=r)
 
 
+def score_video(
+    pred: np.ndarray, gt: np.ndarray, given: dict[int, int], score_first: bool = False
+) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """The YouTube-VOS protocol for one video, the one place it is written: each object is
+    scored on every frame after the one where its mask is given (with ``score_first`` that
+    frame too), whatever it does there (absent from both masks: J = F = 1).
+
+    ``pred`` and ``gt`` are ``(T, H, W)`` id maps of the same frames; ``given`` maps each
+    object id to the index of its given frame. Returns ``{id: (J, F)}``, per-frame arrays
+    (empty when no frame follows the given one)."""
+    scores = {}
+    for oid, t in sorted(given.items()):
+        start = t if score_first else t + 1
+        if start < len(gt):
+            scores[oid] = _object_scores(pred[start:] == oid, gt[start:] == oid)
+        else:
+            scores[oid] = (np.zeros(0), np.zeros(0))
+    return scores
+
+
 def _run(fn, jobs: list, workers: int, desc: str, progress: bool) -> list:
     """``[fn(j) for j in jobs]`` over a process pool, with a progress bar."""
     bar = dict(total=len(jobs), desc=desc, unit="video", disable=not progress)
@@ -115,18 +136,15 @@ def _score_ytvos_video(job: tuple) -> tuple[list[dict], list[str], int]:
         preds.append(pred)
     if problems:
         return [], problems, missing
+    keys = [frame_key(n) for n in names]
+    given = {}
+    for oid, first in firsts.items():
+        t = bisect_right(keys, first) - 1  # the given frame (or the last one before it)
+        given[oid] = t + 1 if score_first and (t < 0 or keys[t] != first) else t
+    scores = score_video(np.stack(preds), np.stack(gts), given, score_first) if names else {}
     rows = []
-    for oid, first in sorted(firsts.items()):
-        idx = [
-            i
-            for i, n in enumerate(names)
-            if frame_key(n) > first or (score_first and frame_key(n) == first)
-        ]
-        if idx:
-            g = np.stack([gts[i] for i in idx]) == oid
-            j, f = _object_scores(np.stack([preds[i] for i in idx]) == oid, g)
-        else:
-            j = f = np.zeros(0)
+    for oid in sorted(firsts):
+        j, f = scores.get(oid, (np.zeros(0), np.zeros(0)))
         cat = info.objects[oid].category
         rows.append(
             {
@@ -136,7 +154,7 @@ def _score_ytvos_video(job: tuple) -> tuple[list[dict], list[str], int]:
                 "seen": seen is None or cat in seen,
                 "J": float(j.mean()) if len(j) else None,
                 "F": float(f.mean()) if len(f) else None,
-                "frames": len(idx),
+                "frames": len(j),
             }
         )
     return rows, problems, missing

@@ -17,9 +17,10 @@ from tqdm.auto import tqdm
 
 from .checkpoint import load_checkpoint, model_from_checkpoint, training_loss
 from .data.ytvos import VideoSample, YTVOSSplit
+from .fast import speed_up, upsampled_argmax
 from .files import atomic_write
 from .losses import LOSSES
-from .models.s2s import S2S
+from .models import S2S
 from .predictions import (
     file_sha256,
     open_predictions,
@@ -83,6 +84,7 @@ def merge(
     given: dict[int, tuple[int, np.ndarray]] | None = None,
     method: str = "argmax",
     size: tuple[int, int] | None = None,
+    fast: bool = False,
 ) -> np.ndarray:
     """One ``(T, H, W)`` uint8 id map from per-object probability maps ``{id: (T, h, w)}``.
 
@@ -96,9 +98,9 @@ def merge(
       probabilities, which matter when they are fed back into a network.
 
     The scores are formed where the maps were predicted and bilinearly resized to ``size``
-    ``(H, W)`` (default: that of the ``given`` masks, else the maps' own) before the argmax,
-    without building the full-size maps (`upsampled_argmax`). ``given`` masks
-    (``{id: (t, mask)}``) override the prediction on their frame.
+    ``(H, W)`` (default: that of the ``given`` masks, else the maps' own) before the argmax;
+    ``fast`` does that without building the full-size maps (`fast.upsampled_argmax`, the same
+    labels). ``given`` masks (``{id: (t, mask)}``) override the prediction on their frame.
     """
     ids = sorted(probs)
     if not ids:
@@ -114,7 +116,13 @@ def merge(
         raise ValueError(f"unknown merge method {method!r}; use argmax, threshold or soft")
     if size is None:
         size = next(iter(given.values()))[1].shape if given else p.shape[-2:]
-    labels = np.concatenate([[0], ids]).astype(np.uint8)[upsampled_argmax(scores, size)]
+    if fast:
+        best = upsampled_argmax(scores, size)
+    else:  # resize every class's score map, then take the most probable class per pixel
+        x = torch.from_numpy(np.ascontiguousarray(scores, np.float32))
+        x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+        best = x.argmax(0).numpy()
+    labels = np.concatenate([[0], ids]).astype(np.uint8)[best]
     for oid, (t, mask) in (given or {}).items():
         if mask.shape != labels.shape[1:]:
             raise ValueError(f"given mask of object {oid} is {mask.shape}, the output {size}")
@@ -128,44 +136,6 @@ def soft_aggregate(p: np.ndarray, eps: float = 1e-6) -> np.ndarray:
     q = np.concatenate([np.prod(1 - p, axis=0, keepdims=True), p]).clip(eps, 1 - eps)
     odds = q / (1 - q)
     return odds / odds.sum(0, keepdims=True)
-
-
-def upsampled_argmax(scores: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """``argmax(0)`` of scores ``(C, T, h, w)`` bilinearly resized to ``size`` ``(H, W)`` (as
-    ``F.interpolate(..., align_corners=False)``), without building the C resized maps.
-
-    Each output pixel is a convex combination of its four nearest input cells. Where the four
-    agree on the winning class, the combination agrees too, so that pixel just copies it; only
-    pixels between cells that disagree (a few percent: the boundaries) are interpolated.
-    """
-    best = scores.argmax(0).astype(np.min_scalar_type(len(scores) - 1))  # (T, h, w)
-    h, w = best.shape[-2:]
-    if (h, w) == tuple(size):
-        return best
-    y0, y1, fy = _bilinear_taps(h, size[0])
-    x0, x1, fx = _bilinear_taps(w, size[1])
-    below, right = np.minimum(np.arange(h) + 1, h - 1), np.minimum(np.arange(w) + 1, w - 1)
-    agree = (
-        (best == best[:, below])
-        & (best == best[:, :, right])
-        & (best == best[:, below][:, :, right])
-    )
-    out = best[:, y0][:, :, x0]
-    t, y, x = np.nonzero(~agree[:, y0][:, :, x0])
-    a, b = fy[y], fx[x]
-    top = (1 - b) * scores[:, t, y0[y], x0[x]] + b * scores[:, t, y0[y], x1[x]]  # (C, M)
-    bottom = (1 - b) * scores[:, t, y1[y], x0[x]] + b * scores[:, t, y1[y], x1[x]]
-    out[t, y, x] = ((1 - a) * top + a * bottom).argmax(0)
-    return out
-
-
-def _bilinear_taps(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """For each output index: the two input indices it interpolates and the second's weight,
-    with PyTorch's ``align_corners=False`` convention (half-pixel centres, clamped edges)."""
-    src = np.float32(n_in) / np.float32(n_out) * (np.arange(n_out, dtype=np.float32) + 0.5) - 0.5
-    src = np.maximum(src, 0).astype(np.float32)
-    i0 = np.minimum(src.astype(np.int64), n_in - 1)
-    return i0, np.minimum(i0 + 1, n_in - 1), (src - i0).astype(np.float32)
 
 
 # --- online learning ------------------------------------------------------------------------
@@ -225,13 +195,15 @@ def predict_split(
     device: str = "cpu",
     progress: bool = True,
     overwrite: bool = False,
+    fast: bool = True,
 ) -> Path:
     """Predict every video of ``root/split`` into ``out`` in the submission layout.
 
     ``out`` records what produced it (checkpoint hash, online steps, merge rule, split): a
     re-run with the same settings skips the videos an earlier, maybe interrupted, run
     finished; other settings are refused unless ``overwrite`` (`predictions.open_predictions`).
-    Every file is written atomically. Returns ``out``.
+    Every file is written atomically. ``fast`` runs the CPU speed-ups of `vostutorial.fast`
+    (the same labels). Returns ``out``.
     """
     if online_steps < 0:
         raise ValueError(f"online_steps must be 0 or more, not {online_steps}")
@@ -241,6 +213,8 @@ def predict_split(
     ds = YTVOSSplit(root, split)
     ckpt = load_checkpoint(checkpoint)
     model, loss = model_from_checkpoint(ckpt, device, checkpoint), training_loss(ckpt)
+    if fast:
+        model = speed_up(model)
     out = Path(out)
     producer = {
         "method": "s2s",
@@ -259,7 +233,8 @@ def predict_split(
                 else model
             )
             probs = predict_objects(net, sample, device=device)
-            labels = merge(probs, sample.first_masks, merge_method, size=sample.frames.shape[1:3])
+            size = sample.frames.shape[1:3]
+            labels = merge(probs, sample.first_masks, merge_method, size, fast=fast)
             write_video_masks(out, video, sample.frame_names, labels, tag)
     return out
 

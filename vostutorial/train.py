@@ -27,10 +27,17 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, Sampler, default_collate
 from tqdm.auto import tqdm
 
-from .checkpoint import export_model, load_checkpoint, load_weights, save_atomic
+from .checkpoint import (
+    export_model,
+    load_checkpoint,
+    load_weights,
+    model_from_checkpoint,
+    save_atomic,
+)
 from .data.clips import ClipDataset
 from .data.synthetic import ensure_default
 from .data.ytvos import YTVOSSplit
+from .fast import speed_up
 from .files import is_empty_dir, require_writable_dir, write_json, write_text
 from .inference import predict_objects, upsample
 from .losses import LOSSES
@@ -392,7 +399,10 @@ def train(
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
 
-    model = build_model(cfg.model, pretrained=cfg.pretrained or None).to(dev)
+    # the model remembers the size it is trained at: inference runs it there
+    model = build_model(cfg.model, cfg.pretrained or None, input_size=tuple(cfg.size))
+    # channels-last weights and activations, as the shipped checkpoint was trained
+    model = speed_up(model.to(dev))
     per_clip = check_batch_fits(model, cfg, dev, world)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg))
@@ -527,10 +537,8 @@ def export_run(run_dir: Path, path: Path) -> Path:
     """Write a run's final weights (float16) to ``path`` with its training log beside it
     (``<path stem>.log.jsonl``), for notebooks and the shipped checkpoint."""
     ckpt = load_checkpoint(run_dir / "last.pt")
-    cfg = ckpt["train_config"]
-    model = build_model(cfg["model"])
-    load_weights(model, ckpt["model"], run_dir / "last.pt")
-    export_model(model, path, {"train_config": cfg, "step": ckpt["step"]})
+    model = model_from_checkpoint(ckpt, "cpu", run_dir / "last.pt")
+    export_model(model, path, {"train_config": ckpt["train_config"], "step": ckpt["step"]})
     log = path.with_suffix(".log.jsonl")  # the curves travel with the weights
     write_text(log, (run_dir / "log.jsonl").read_text())
     return log

@@ -1,7 +1,10 @@
-"""Models: the ConvLSTM and the sequence-to-sequence VOS network."""
+"""Models: the ConvLSTM, the paper's S2S network and ``tiny``'s tracking extension."""
 
+from .build import build_model, load_vgg16_weights
+from .config import CONFIGS, ModelConfig
 from .convlstm import ConvLSTM, ConvLSTMCell
-from .s2s import CONFIGS, S2S, ModelConfig, build_model, load_vgg16_weights, vgg_features
+from .s2s import S2S, vgg_features
+from .tracking import TrackingS2S
 
 __all__ = [
     "CONFIGS",
@@ -9,6 +12,7 @@ __all__ = [
     "ConvLSTM",
     "ConvLSTMCell",
     "ModelConfig",
+    "TrackingS2S",
     "build_model",
     "load_vgg16_weights",
     "vgg_features",

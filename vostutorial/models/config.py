@@ -1,0 +1,64 @@
+"""What shapes a network: `ModelConfig`, and the registry `CONFIGS` (``paper``, ``tiny``).
+
+Plain data (no torch): commands that only read a config start fast.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+VGG16_WIDTHS = (64, 128, 256, 512, 512)
+VGG16_CONVS = (2, 2, 3, 3, 3)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything that shapes the network (training settings live in the trainer's config).
+
+    The first block is the paper's network; the last three switches are ``tiny``'s tracking
+    cues (`vostutorial.models.tracking`), all off in ``paper``.
+    """
+
+    name: str
+    input_size: tuple[int, int]  # H, W the model is trained at
+    widths: tuple[int, ...] = VGG16_WIDTHS  # VGG stage widths (each stage ends in a 2x pool)
+    convs: tuple[int, ...] = VGG16_CONVS  # 3x3 convolutions per stage
+    hidden: int = 512  # ConvLSTM channels
+    lstm_kernel: int = 3
+    decoder: tuple[int, ...] = (512, 256, 128, 64, 64)  # widths of the 5 upsampling stages
+    decoder_kernel: int = 5
+    skips: bool = False  # U-Net skips: decoder stages also see the frame's encoder features
+    feedback: bool = False  # mask feedback: each frame sees the previous frame's mask
+    matching: bool = False  # matching to the first frame (needs skips)
+    match_dim: int = 32  # channels of the matching embedding
+
+    def __post_init__(self) -> None:
+        if self.matching and not self.skips:
+            raise ValueError("matching needs skips=True (it matches the 1/8 encoder features)")
+        if len(self.decoder) != len(self.widths):
+            raise ValueError("the decoder needs one upsampling stage per encoder stage")
+
+    @property
+    def is_vgg16(self) -> bool:
+        return self.widths == VGG16_WIDTHS and self.convs == VGG16_CONVS
+
+    @property
+    def tracks(self) -> bool:
+        """True when any of ``tiny``'s tracking cues is on."""
+        return self.skips or self.feedback or self.matching
+
+
+CONFIGS: dict[str, ModelConfig] = {
+    "paper": ModelConfig("paper", (256, 448)),
+    "tiny": ModelConfig(
+        "tiny",
+        (128, 224),
+        widths=(16, 32, 64, 96, 128),
+        convs=(1, 1, 2, 2, 2),
+        hidden=64,
+        decoder=(64, 48, 32, 16, 16),
+        skips=True,
+        feedback=True,
+        matching=True,
+    ),
+}
