@@ -28,7 +28,7 @@ unit: setup
 notebooks: setup
 	$(PY) -m pytest --nbval-lax notebooks/*.ipynb
 
-# The reproducible tiny checkpoint the notebooks and `make demo` load (seed 0, configs/tiny.toml).
+# The reproducible tiny checkpoint the notebooks and `make demo` load (seed 0, vostutorial/configs/tiny.toml).
 train-tiny: setup
 	$(VENV)/bin/vostutorial train --config tiny --out runs/tiny --export checkpoints/tiny-synthetic.pt
 

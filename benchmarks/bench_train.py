@@ -13,9 +13,10 @@ import torch
 from torch.utils.data import DataLoader
 
 from vostutorial.data import ClipDataset, YTVOSSplit, ensure_default
+from vostutorial.data.sampler import SeededClips, StepSampler, collate_clips
 from vostutorial.losses import balanced_bce
 from vostutorial.models import build_model
-from vostutorial.train import SeededClips, StepSampler, load_config
+from vostutorial.train_config import load_config
 
 
 def bench(name: str, device: str, steps: int, batch: int | None) -> None:
@@ -28,6 +29,7 @@ def bench(name: str, device: str, steps: int, batch: int | None) -> None:
     loader = DataLoader(
         SeededClips(clips),
         batch_sampler=StepSampler(len(clips), batch, 0, 0, steps + 1),
+        collate_fn=collate_clips,
         num_workers=2,
     )
     torch.manual_seed(0)

@@ -463,7 +463,7 @@ def test_resume_ignores_a_torn_last_log_line(synth_root, tmp_path):
 def test_a_batch_that_cannot_fit_is_refused_with_one_that_does(
     synth_root, tmp_path, capsys, monkeypatch
 ):
-    import vostutorial.train as train
+    import vostutorial.preflight as train
 
     monkeypatch.setattr(train, "available_memory", lambda: 3 * 2**20)  # 3 MiB free
     monkeypatch.setattr(train, "peak_memory", lambda fn, dev=None: (fn(), 2**20)[1])  # 1 MiB/clip

@@ -167,10 +167,8 @@ def test_predict_cli_writes_the_submission_layout_and_resumes(synth_root, weight
 
 
 def test_demo_writes_its_report(synth_root, weights, tmp_path, monkeypatch):
-    import vostutorial.checkpoint as ck
     import vostutorial.demo as demo
 
-    monkeypatch.setattr(ck, "TINY_CHECKPOINT", weights)
     monkeypatch.setattr(demo, "tiny_checkpoint", lambda progress=True: weights)
     data = tmp_path / "data" / "synthetic"
     import shutil

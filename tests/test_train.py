@@ -5,14 +5,17 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 
 import pytest
 import torch
 
 from vostutorial.checkpoint import export_model, load_checkpoint, load_model, training_loss
+from vostutorial.data.sampler import StepSampler
 from vostutorial.losses import balanced_bce, bce, bce_iou
 from vostutorial.models import build_model
-from vostutorial.train import StepSampler, TrainConfig, load_config, lr_factor
+from vostutorial.train import lr_factor
+from vostutorial.train_config import load_config
 
 SMALL = [
     "--set",
@@ -104,7 +107,7 @@ def test_bce_iou_counts_a_painted_distractor_like_a_miss():
 
 
 def test_lr_schedule_warms_up_then_decays():
-    cfg = TrainConfig(steps=100, warmup=10, min_lr=0.1)
+    cfg = replace(load_config("tiny"), steps=100, warmup=10, min_lr=0.1)
     assert lr_factor(0, cfg) == pytest.approx(0.1)
     assert lr_factor(9, cfg) == pytest.approx(1.0)
     assert lr_factor(10, cfg) == pytest.approx(1.0)
@@ -115,8 +118,9 @@ def test_lr_schedule_warms_up_then_decays():
 def test_loss_switches_to_plain_bce_after_bce_from():
     from vostutorial.train import loss_at
 
-    assert loss_at(TrainConfig(loss="balanced"), 500) is balanced_bce
-    cfg = TrainConfig(loss="balanced", bce_from=300)
+    tiny = load_config("tiny")
+    assert loss_at(replace(tiny, loss="balanced"), 500) is balanced_bce
+    cfg = replace(tiny, loss="balanced", bce_from=300)
     assert loss_at(cfg, 300) is balanced_bce and loss_at(cfg, 301) is bce
 
 
@@ -135,9 +139,16 @@ def test_configs_load_and_bad_ones_are_clear(tmp_path):
     assert load_config("paper").size == (256, 448)
     with pytest.raises(ValueError, match="config not found"):
         load_config("nope")
+    from vostutorial.paths import CONFIG_DIR
+
+    tiny = (CONFIG_DIR / "tiny.toml").read_text()
     bad = tmp_path / "bad.toml"
-    bad.write_text('model = "tiny"\nlearning_rate = 1\n')
+    bad.write_text(tiny + "learning_rate = 1\n")
     with pytest.raises(ValueError, match=r"unknown settings \['learning_rate'\]"):
+        load_config(str(bad))
+    # a setting missing from the file is an error naming it, never a hidden default
+    bad.write_text("\n".join(ln for ln in tiny.splitlines() if not ln.startswith("warmup")))
+    with pytest.raises(ValueError, match=r"bad.toml: missing settings \['warmup'\]"):
         load_config(str(bad))
 
 

@@ -105,24 +105,3 @@ def training_loss(ckpt: dict) -> str:
     say."""
     cfg = ckpt.get("train_config") or ckpt.get("info", {}).get("train_config") or {}
     return cfg.get("loss", "balanced")
-
-
-PROJECT = Path(__file__).resolve().parents[1]
-TINY_CHECKPOINT = PROJECT / "checkpoints" / "tiny-synthetic.pt"
-
-
-def tiny_checkpoint(train_if_missing: bool = True, progress: bool = True) -> Path:
-    """The reproducible ``tiny`` checkpoint of the synthetic dataset, ``checkpoints/
-    tiny-synthetic.pt`` (``make train-tiny`` writes it, with its training log beside it as
-    ``tiny-synthetic.log.jsonl``). When it is missing, train it first (that takes a while)."""
-    if TINY_CHECKPOINT.exists() or not train_if_missing:
-        if not TINY_CHECKPOINT.exists():
-            raise ValueError(f"{TINY_CHECKPOINT}: missing; run `make train-tiny`")
-        return TINY_CHECKPOINT
-    from .train import export_run, load_config, train
-
-    run_dir = PROJECT / "runs" / "tiny"
-    resume = (run_dir / "last.pt").exists()  # an interrupted earlier attempt goes on
-    train(load_config("tiny"), run_dir, resume=resume, progress=progress)
-    export_run(run_dir, TINY_CHECKPOINT)
-    return TINY_CHECKPOINT

@@ -172,7 +172,8 @@ def cmd_predict(a: argparse.Namespace) -> int:
 
 def cmd_train(a: argparse.Namespace) -> int:
     from .resources import set_threads
-    from .train import export_run, load_config, parse_override, train
+    from .train import export_run, train
+    from .train_config import load_config, parse_override
 
     overrides = dict(parse_override(s) for s in a.set)
     if a.steps is not None:

@@ -15,14 +15,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .checkpoint import PROJECT, tiny_checkpoint
 from .data.check import check_split
 from .data.synthetic import ensure_default
 from .data.ytvos import YTVOSSplit
 from .evaluate import REFERENCE_RESULTS, evaluate_ytvos, format_ytvos, markdown_table, write_json
 from .files import atomic_write, require_writable_dir, write_text
 from .inference import predict_split
+from .paths import RESULTS
 from .predictions import baseline_copy_first, predictions_dir, read_video_masks
+from .shipped import tiny_checkpoint
 from .viz import overlay_strip, plot_training_log
 
 # Fine-tuning steps per video for the demo's online-learning run (the paper's OL): on the
@@ -75,7 +76,7 @@ def run_demo(
     a user's dataset, which would be replaced); predictions go inside it, under
     ``predictions/``. The report goes to ``out`` (default ``results/demo``)."""
     t0 = time.perf_counter()
-    out = require_writable_dir(Path(out) if out else PROJECT / "results" / "demo")
+    out = require_writable_dir(Path(out) if out else RESULTS / "demo")
     root = ensure_default(data, progress=progress)
     train = YTVOSSplit(root, "train")
     for split in ("train", "valid"):

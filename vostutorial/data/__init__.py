@@ -2,7 +2,7 @@
 
 from .davis import DavisSequences
 from .palette import PALETTE, davis_palette, read_image, read_mask, write_image, write_mask
-from .synthetic import SEEN, UNSEEN, SynthConfig, default_root, ensure_default, generate
+from .synthetic import SEEN, UNSEEN, SynthConfig, ensure_default, generate
 from .ytvos import (
     ObjectInfo,
     VideoInfo,
@@ -27,7 +27,6 @@ __all__ = [
     "YTVOSSplit",
     "clip_transform",
     "davis_palette",
-    "default_root",
     "ensure_default",
     "first_appearance_masks",
     "generate",

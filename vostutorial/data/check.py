@@ -24,54 +24,12 @@ def check_split(
         return [str(exc)], {}
     problems: list[str] = []
     n_frames = 0
-    full_dir = "GroundTruth" if ds.has_ground_truth else "Annotations"
-    for video, info in tqdm(
-        ds.videos.items(), desc=f"check {split}", unit="video", disable=not progress
-    ):
-        if video in ds.odd_frame_files or not info.frames:
-            try:
-                ds.require_frames(video)  # names the odd files, or says there are none
-            except ValueError as exc:
-                problems.append(str(exc))
-            if not info.frames:
-                continue
-        shapes: dict[str, tuple[int, ...]] = {}
-        for f in info.frames:
-            try:
-                shapes[f] = ds.frame(video, f).shape
-                n_frames += 1
-            except ValueError as exc:
-                problems.append(str(exc))
-        for f in ds.missing_frames(video):
-            problems.append(
-                f"{ds.frame_path(video, f)}: meta.json lists frame {f} but it has no file"
-            )
-        # Every mask on disk must decode, be a palette PNG of its frame's size and hold known ids.
-        for kind, reader in (("Annotations", ds.annotation), ("GroundTruth", ds.ground_truth)):
-            if kind == "GroundTruth" and not ds.has_ground_truth:
-                continue
-            for path in sorted((ds.dir / kind / video).glob("*.png")):
-                try:
-                    mask = reader(video, path.stem, shapes.get(path.stem))
-                except ValueError as exc:
-                    problems.append(str(exc))
-                    continue
-                if not ds.frame_path(video, path.stem).exists():  # (unreadable: reported above)
-                    problems.append(f"{path}: mask has no frame {ds.frame_path(video, path.stem)}")
-                if kind == full_dir:
-                    present = set(np.unique(mask).tolist()) - {0}
-                    for oid, obj in info.objects.items():
-                        if (oid in present) != (path.stem in obj.frames):
-                            where = "is in" if oid in present else "is missing from"
-                            problems.append(
-                                f"{path}: object {oid} {where} the mask, unlike "
-                                "its frames in meta.json"
-                            )
-        for oid, obj in info.objects.items():
-            first = obj.frames[0] if obj.frames else None
-            path = ds.annotation_path(video, first) if first else None
-            if path is not None and not path.exists():
-                problems.append(f"{path}: object {oid} first appears here but the file is missing")
+    videos = tqdm(ds.videos, desc=f"check {split}", unit="video", disable=not progress)
+    for video in videos:
+        shapes = _check_frames(ds, video, problems)
+        n_frames += len(shapes)
+        if ds.videos[video].frames:
+            _check_masks(ds, video, shapes, problems)
     on_disk = {p.name for p in (ds.dir / "JPEGImages").glob("*") if p.is_dir()}
     for video in sorted(on_disk - set(ds.videos)):
         problems.append(f"{ds.dir / 'JPEGImages' / video}: video folder not listed in meta.json")
@@ -83,3 +41,57 @@ def check_split(
         "frames": n_frames,
     }
     return problems, summary
+
+
+def _check_frames(ds: YTVOSSplit, video: str, problems: list[str]) -> dict[str, tuple]:
+    """Decode every frame; returns the shapes of those that decode."""
+    info = ds.videos[video]
+    if video in ds.odd_frame_files or not info.frames:
+        try:
+            ds.require_frames(video)  # names the odd files, or says there are none
+        except ValueError as exc:
+            problems.append(str(exc))
+    shapes: dict[str, tuple[int, ...]] = {}
+    for f in info.frames:
+        try:
+            shapes[f] = ds.frame(video, f).shape
+        except ValueError as exc:
+            problems.append(str(exc))
+    for f in ds.missing_frames(video) if info.frames else []:
+        problems.append(f"{ds.frame_path(video, f)}: meta.json lists frame {f} but it has no file")
+    return shapes
+
+
+def _check_masks(ds: YTVOSSplit, video: str, shapes: dict, problems: list[str]) -> None:
+    """Every mask on disk must decode, be a palette PNG of its frame's size and hold known
+    ids; the full masks must agree with meta.json; each object's first mask must exist."""
+    full_dir = "GroundTruth" if ds.has_ground_truth else "Annotations"
+    for kind, reader in (("Annotations", ds.annotation), ("GroundTruth", ds.ground_truth)):
+        if kind == "GroundTruth" and not ds.has_ground_truth:
+            continue
+        for path in sorted((ds.dir / kind / video).glob("*.png")):
+            try:
+                mask = reader(video, path.stem, shapes.get(path.stem))
+            except ValueError as exc:
+                problems.append(str(exc))
+                continue
+            if not ds.frame_path(video, path.stem).exists():  # (unreadable: reported above)
+                problems.append(f"{path}: mask has no frame {ds.frame_path(video, path.stem)}")
+            if kind == full_dir:
+                problems.extend(_meta_disagreements(ds, video, path, mask))
+    for oid, obj in ds.videos[video].objects.items():
+        path = ds.annotation_path(video, obj.frames[0]) if obj.frames else None
+        if path is not None and not path.exists():
+            problems.append(f"{path}: object {oid} first appears here but the file is missing")
+
+
+def _meta_disagreements(ds: YTVOSSplit, video: str, path, mask: np.ndarray) -> list[str]:
+    """Objects present in a full mask but not listed for its frame in meta.json, or listed
+    but absent."""
+    present = set(np.unique(mask).tolist()) - {0}
+    out = []
+    for oid, obj in ds.videos[video].objects.items():
+        if (oid in present) != (path.stem in obj.frames):
+            where = "is in" if oid in present else "is missing from"
+            out.append(f"{path}: object {oid} {where} the mask, unlike its frames in meta.json")
+    return out

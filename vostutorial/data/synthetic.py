@@ -27,6 +27,7 @@ from PIL import Image, ImageDraw
 from tqdm.auto import tqdm
 
 from ..files import is_empty_dir, write_json
+from ..paths import default_data
 from .palette import write_image, write_mask
 from .ytvos import ObjectInfo, first_appearance_masks, write_meta
 
@@ -416,25 +417,11 @@ def generate(
     return out
 
 
-def default_root() -> Path:
-    """Where the default synthetic dataset lives.
-
-    ``$VOSTUTORIAL_DATA`` if set; else ``data/synthetic`` in the project checkout (an
-    editable install, as ``make setup`` makes); else ``~/.cache/vostutorial/synthetic``.
-    """
-    if os.environ.get("VOSTUTORIAL_DATA"):
-        return Path(os.environ["VOSTUTORIAL_DATA"])
-    project = Path(__file__).resolve().parents[2]
-    if (project / "pyproject.toml").exists() and (project / "vostutorial").is_dir():
-        return project / "data" / "synthetic"
-    return Path.home() / ".cache" / "vostutorial" / "synthetic"
-
-
 def ensure_default(
     root: str | os.PathLike | None = None, cfg: SynthConfig = SynthConfig(), progress: bool = True
 ) -> Path:
     """The default synthetic dataset's root, generating it first if missing or stale."""
-    root = Path(root) if root is not None else default_root()
+    root = Path(root) if root is not None else default_data()
     _refuse_foreign(root)  # a user's folder is never replaced by synthetic data
     if is_synthetic_root(root):
         saved = json.loads((root / MARKER).read_text())
