@@ -9,6 +9,10 @@ the ConvLSTM and the decoder run once per object either way. So the speed-up is 
 the encoder dominates (``paper``: VGG16) and grows with the clip, as the per-object
 initializer is spread over more frames.
 
+Every figure is given for the plain model (the library ops the notebooks use) and for the
+model after `vostutorial.fast.speed_up` (what ``vostutorial predict`` runs), side by side; merging
+likewise with and without `fast.upsampled_argmax`.
+
     python benchmarks/bench_inference.py [--frames 10] [--objects 4] [--configs tiny paper]
 """
 
@@ -20,6 +24,7 @@ import numpy as np
 import torch
 
 from vostutorial.data import VideoSample
+from vostutorial.fast import speed_up
 from vostutorial.inference import merge, predict_objects
 from vostutorial.models import build_model
 from vostutorial.predictions import write_video_masks
@@ -81,8 +86,10 @@ def main() -> None:
     p.add_argument("--repeat", type=int, default=3, help="runs per figure (the best is kept)")
     a = p.parse_args()
     for device in ["cpu"] + (["cuda"] if torch.cuda.is_available() else []):
-        for name in a.configs:
+        for name, variant in [(n, v) for n in a.configs for v in ("plain", "fast")]:
+            torch.manual_seed(0)
             model = build_model(name).to(device).eval()
+            model = speed_up(model) if variant == "fast" else model
             repeat = a.repeat if name == "tiny" or device == "cuda" else 1  # paper: ~1 min a run
             compare(model, video(2, 720, 1280, a.objects), device)  # warm-up
             sample = video(a.frames, 720, 1280, a.objects)
@@ -92,9 +99,9 @@ def main() -> None:
                 batched = min(r[what][0] for r in runs)
                 single = min(r[what][1] for r in runs)
                 print(
-                    f"{name:5} {device:4} {what:15} {a.objects} objects x {a.frames} frames: "
-                    f"batched {fo / batched:6.1f} frame-objects/s, one at a time "
-                    f"{fo / single:6.1f}, speed-up {single / batched:.2f}x (goal >= 2x)"
+                    f"{name:5} {variant:5} {device:4} {what:15} {a.objects} objects x "
+                    f"{a.frames} frames: batched {fo / batched:6.1f} frame-objects/s, one at a "
+                    f"time {fo / single:6.1f}, speed-up {single / batched:.2f}x (goal >= 2x)"
                 )
     merge_and_write(a.frames, a.objects)
 
@@ -111,14 +118,19 @@ def merge_and_write(t: int, k: int, size=(128, 224), out=(720, 1280)) -> None:
         oid: np.stack([disc(oid, i) for i in range(t)]).astype(np.float32)
         for oid in range(1, k + 1)
     }
-    merge(probs, size=out)  # warm-up
-    t_merge = min(seconds(lambda: merge(probs, size=out)) for _ in range(3)) / t
-    labels = merge(probs, size=out)
+    t_merge = {}
+    for fast in (False, True):
+        merge(probs, size=out, fast=fast)  # warm-up
+        t_merge[fast] = min(
+            seconds(lambda f=fast: merge(probs, size=out, fast=f)) for _ in range(3)
+        )
+    labels = merge(probs, size=out, fast=True)
     names = [f"{5 * i:05d}" for i in range(t)]
     with tempfile.TemporaryDirectory() as tmp:
         t_write = min(seconds(lambda: write_video_masks(tmp, "v", names, labels)) for _ in range(3))
     print(
-        f"merge {1000 * t_merge:.1f} ms/frame, PNG writing {1000 * t_write / t:.1f} ms/frame "
+        f"merge {1000 * t_merge[False] / t:.1f} ms/frame plain, {1000 * t_merge[True] / t:.1f} "
+        f"fast; PNG writing {1000 * t_write / t:.1f} ms/frame "
         f"({size[0]}x{size[1]} maps of {k} objects to {out[0]}x{out[1]} id maps)"
     )
 

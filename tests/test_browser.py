@@ -5,7 +5,8 @@ the notebook opens, runs top to bottom in the browser, and dragging the `VideoVi
 shows another frame. It needs Debian's ``chromium`` (``apt-get install chromium``; `.ci/run`
 installs it) and the ``playwright`` Python package, which drives that browser; no browser is
 ever downloaded. Without them the tests skip, unless ``VOSTUTORIAL_BROWSER_TESTS=required``
-(set by `.ci/run`) makes that a failure. Screenshots land in ``results/browser/``.
+(set by `.ci/run`) makes that a failure. Screenshots land in pytest's temporary folder
+(``browser0/`` under ``pytest --basetemp`` or the default one); a failure prints where.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ CHROMIUM = Path("/usr/bin/chromium")
 # --headless etc. as the issue names them; background networking off because this machine's
 # closed network refuses Chromium's calls home, and each refusal costs time
 CHROMIUM_FLAGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking"]
-SHOTS = PROJECT / "results" / "browser"
 # notebook -> how long running all its cells may take in the browser (seconds)
 NOTEBOOKS = {"01_data_exploration.ipynb": 180, "05_inference_and_merging.ipynb": 240}
 
@@ -173,11 +173,13 @@ def _viewer_shot(viewer) -> bytes:
 
 
 @pytest.mark.parametrize("name", sorted(NOTEBOOKS))
-def test_video_viewer_in_jupyterlab(lab, name):
+def test_video_viewer_in_jupyterlab(lab, name, tmp_path_factory):
     from playwright.sync_api import sync_playwright
 
     url, token = lab
+    SHOTS = tmp_path_factory.getbasetemp() / "browser"  # never into the project  # noqa: N806
     SHOTS.mkdir(parents=True, exist_ok=True)
+    print(f"screenshots: {SHOTS}")
     stem = Path(name).stem
     with sync_playwright() as pw:
         browser = pw.chromium.launch(

@@ -174,7 +174,7 @@ def test_demo_writes_its_report(synth_root, weights, tmp_path, monkeypatch):
     import shutil
 
     shutil.copytree(synth_root, data)
-    monkeypatch.setattr(demo, "ensure_default", lambda root, progress=True: data)
+    monkeypatch.setattr(demo, "ensure_default", lambda *a, **k: data)
     report = demo.run_demo(data, tmp_path / "results", progress=False, online_steps=2)
     out = tmp_path / "results"
     assert json.loads((out / "metrics.json").read_text())["overall"] == report["overall"]

@@ -167,10 +167,17 @@ def test_run_writes_log_config_and_checkpoint(synth_root, tmp_path):
     assert [r["step"] for r in log] == [1, 2, 3, 4]
     assert all(math.isfinite(r["loss"]) for r in log)
     assert "val_J" in log[1] and 0 <= log[1]["val_J"] <= 1
-    assert json.loads((tmp_path / "run/config.json").read_text())["size"] == [64, 96]
+    saved = json.loads((tmp_path / "run/config.json").read_text())
+    assert saved["size"] == [64, 96]
+    # each line's lr is the one its step used (the scheduler moves on after the step)
+    cfg = load_config("tiny", saved)
+    assert [r["lr"] for r in log] == pytest.approx([cfg.lr * lr_factor(s, cfg) for s in range(4)])
+    assert log[0]["lr"] == pytest.approx(cfg.lr / cfg.warmup)
     ckpt = load_checkpoint(tmp_path / "run/last.pt")
     assert ckpt["step"] == 4 and {"optimizer", "scheduler", "rng"} <= set(ckpt)
     model = load_model(tmp_path / "w.pt")  # the float16 export
+    # trained at 64x96 (--set size), so it is predicted at 64x96, not the registry's 128x224
+    assert model.cfg.input_size == (64, 96) and ckpt["model_config"]["input_size"] == (64, 96)
     ref = build_model("tiny")
     ref.load_state_dict(ckpt["model"])
     x, m = torch.rand(1, 2, 3, 64, 96), torch.ones(1, 1, 64, 96)
@@ -247,3 +254,21 @@ def test_torchrun_two_processes_match_one(synth_root, tmp_path):
     log = (tmp_path / "ddp/log.jsonl").read_text().splitlines()
     assert len(log) == 3  # only rank 0 writes
     assert r.stdout.count("trained to step 3") == 1
+
+
+def test_validation_j_is_what_evaluate_reports(synth_root, weights, tmp_path):
+    from vostutorial.checkpoint import load_model
+    from vostutorial.data import YTVOSSplit
+    from vostutorial.evaluate import evaluate_ytvos
+    from vostutorial.train import validate
+
+    valid = YTVOSSplit(synth_root, "valid")
+    model = load_model(weights)
+    val_j = validate(model, valid, len(valid), "cpu")
+    pred = tmp_path / "pred"
+    from vostutorial.inference import predict_split
+
+    predict_split(synth_root, "valid", weights, pred, progress=False)
+    report = evaluate_ytvos(pred, synth_root, "valid", workers=1, progress=False)
+    scored = [o["J"] for o in report["objects"] if o["frames"]]
+    assert val_j == pytest.approx(sum(scored) / len(scored), abs=1e-6)

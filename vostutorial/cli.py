@@ -189,6 +189,71 @@ def cmd_train(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_convert_davis(a: argparse.Namespace) -> int:
+    from .data.convert import davis_to_ytvos
+
+    out = davis_to_ytvos(a.davis, a.out, a.split, a.resolution, a.category, a.heldout)
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_convert_heldout(a: argparse.Namespace) -> int:
+    from .data.check import check_split
+    from .data.convert import carve_heldout
+
+    if a.verify:
+        problems, summary = check_split(a.root, "train")
+        if problems:
+            print("\n".join(problems), file=sys.stderr)
+            print(f"{len(problems)} problem(s) in {a.root}/train; fix them first", file=sys.stderr)
+            return 1
+        print("train ok: {videos} videos, {objects} objects, {frames} frames".format(**summary))
+    info = carve_heldout(
+        a.root, a.out, a.heldout_videos, a.unseen_categories, a.seed, a.height, a.link,
+        a.heldout_name,
+    )  # fmt: skip
+    print(
+        f"wrote {a.out}/train ({info['train_videos']} videos) and {a.out}/{a.heldout_name} "
+        f"({info['heldout_videos']} videos, {info['heldout_seen_videos']} of seen categories only)"
+    )
+    print(f"unseen categories: {', '.join(info['unseen_categories']) or '(none)'}")
+    return 0
+
+
+def convert_parser(sub) -> None:
+    """``vostutorial convert davis|heldout``: real datasets into the kit's layout."""
+    conv = sub.add_parser("convert", help="bring DAVIS or YouTube-VOS into the kit's layout")
+    kinds = conv.add_subparsers(dest="kind", required=True)
+    p = kinds.add_parser(
+        "davis",
+        help="DAVIS 2016/2017 to the YouTube-VOS layout (as a train split, or --heldout: first "
+        "appearances in Annotations, every mask in GroundTruth)",
+    )
+    p.add_argument("--davis", type=Path, required=True, help="DAVIS root holding JPEGImages/")
+    p.add_argument("--out", type=Path, required=True, help="dataset root to write <split>/ into")
+    p.add_argument("--split", default="train")
+    p.add_argument("--resolution", default="480p")
+    p.add_argument("--category", default="object", help="category given to every object")
+    p.add_argument("--heldout", action="store_true", help="first appearances + GroundTruth")
+    p.set_defaults(func=cmd_convert_davis)
+    p = kinds.add_parser(
+        "heldout",
+        help="carve a local held-out split (seen and unseen categories) out of YouTube-VOS train",
+    )
+    p.add_argument("--root", type=Path, required=True, help="YouTube-VOS root holding train/")
+    p.add_argument("--out", type=Path, required=True, help="where to write train/ and the split")
+    p.add_argument(
+        "--heldout-videos", type=count, default=200, help="seen-category videos held out"
+    )
+    p.add_argument("--unseen-categories", type=count, default=10, help="categories held out")
+    p.add_argument("--heldout-name", default="heldout")
+    p.add_argument("--seed", type=count, default=0)
+    p.add_argument("--height", type=positive, default=None, help="resize to this height")
+    p.add_argument("--link", action="store_true", help="hard-link frames instead of copying them")
+    p.add_argument("--verify", action="store_true", help="decode and check train first")
+    p.set_defaults(func=cmd_convert_heldout)
+
+
 def cmd_student(a: argparse.Namespace) -> int:
     from .student import write_student_notebooks
 
@@ -241,6 +306,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=positive, default=2, help="processes")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_evaluate)
+
+    convert_parser(sub)
 
     p = sub.add_parser("baseline", help="write a baseline's predictions")
     p.add_argument("method", choices=["copy-first"])

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .data.check import check_split
-from .data.synthetic import ensure_default
+from .data.synthetic import SynthConfig, ensure_default
 from .data.ytvos import YTVOSSplit
 from .evaluate import REFERENCE_RESULTS, evaluate_ytvos, format_ytvos, markdown_table, write_json
 from .files import atomic_write, require_writable_dir, write_text
@@ -27,7 +27,7 @@ from .shipped import tiny_checkpoint
 from .viz import overlay_strip, plot_training_log
 
 # Fine-tuning steps per video for the demo's online-learning run (the paper's OL): on the
-# synthetic valid split 20 steps lift overall from 0.54 to 0.71 and 50 to 0.75 (README).
+# synthetic valid split this is what lifts unseen categories (README, Results, has the numbers).
 ONLINE_STEPS = 50
 
 
@@ -68,6 +68,7 @@ def run_demo(
     out: Path | None = None,
     progress: bool = True,
     online_steps: int = ONLINE_STEPS,
+    synth: SynthConfig = SynthConfig(),
 ) -> dict:
     """The whole job; returns the evaluation report of the final predictions (with online
     learning unless ``online_steps`` is 0).
@@ -77,7 +78,7 @@ def run_demo(
     ``predictions/``. The report goes to ``out`` (default ``results/demo``)."""
     t0 = time.perf_counter()
     out = require_writable_dir(Path(out) if out else RESULTS / "demo")
-    root = ensure_default(data, progress=progress)
+    root = ensure_default(data, synth, progress=progress)
     train = YTVOSSplit(root, "train")
     for split in ("train", "valid"):
         problems, s = check_split(root, split, progress=False)
