@@ -68,7 +68,7 @@ def run_demo(
     out: Path | None = None,
     progress: bool = True,
     online_steps: int = ONLINE_STEPS,
-    synth: SynthConfig = SynthConfig(),
+    synth: SynthConfig | None = None,
 ) -> dict:
     """The whole job; returns the evaluation report of the final predictions (with online
     learning unless ``online_steps`` is 0).
@@ -78,7 +78,7 @@ def run_demo(
     ``predictions/``. The report goes to ``out`` (default ``results/demo``)."""
     t0 = time.perf_counter()
     out = require_writable_dir(Path(out) if out else RESULTS / "demo")
-    root = ensure_default(data, synth, progress=progress)
+    root = ensure_default(data, synth or SynthConfig(), progress=progress)
     train = YTVOSSplit(root, "train")
     for split in ("train", "valid"):
         problems, s = check_split(root, split, progress=False)
