@@ -167,8 +167,8 @@ def test_cropping_keeps_f_and_j_exact_on_random_masks():
     t, h, w = 12, 50, 70
     gt = np.zeros((t, h, w), bool)
     pred = np.zeros_like(gt)
-    for i in range(t):
-        y, x = rng.integers(-5, h - 5), rng.integers(-5, w - 5)  # may run off any border
+    for i in range(t):  # in the lower right: they may run off the bottom or right border
+        y, x = rng.integers(h // 3, h - 5), rng.integers(w // 3, w - 5)
         for m in (gt[i], pred[i]):
             if rng.random() < 0.9:
                 dy, dx = rng.integers(-3, 4, 2)
@@ -177,10 +177,115 @@ def test_cropping_keeps_f_and_j_exact_on_random_masks():
     gt[3], pred[3] = False, False  # the last row/column rule in play
     gt[3, -4:, -5:] = True
     pred[3, -6:, -1] = True
-    f = f_measure(pred, gt)
     r = disk_radius((h, w))
-    for i in range(t):
-        assert f[i] == pytest.approx(_reference_f(pred[i], gt[i], r), abs=1e-12)
-    pc, gc = crop_to_masks(pred, gt)
-    assert pc.shape[1:] != (h, w)  # it did crop
-    assert np.allclose(jaccard(pc, gc), jaccard(pred, gt))
+    flipped = pred[:, ::-1, ::-1].copy(), gt[:, ::-1, ::-1].copy()  # now in the upper left
+    for p, g in ((pred, gt), flipped):
+        f = f_measure(p, g)
+        for i in range(t):
+            assert f[i] == pytest.approx(_reference_f(p[i], g[i], r), abs=1e-12)
+        pc, gc = crop_to_masks(p, g)
+        assert pc.shape[1] < h and pc.shape[2] < w  # it did crop
+        assert np.allclose(jaccard(pc, gc), jaccard(p, g))
+
+
+# --- an independent oracle: the DAVIS definitions, written plainly --------------------------
+def _oracle_boundary(seg: np.ndarray) -> np.ndarray:
+    """DAVIS seg2bmap for a same-size map: a pixel is boundary where it differs from its right,
+    lower or lower-right neighbour; the last row looks right only, the last column down
+    only, the corner never."""
+    seg = seg.astype(bool)
+    e, s, se = np.zeros_like(seg), np.zeros_like(seg), np.zeros_like(seg)
+    e[:, :-1], s[:-1, :], se[:-1, :-1] = seg[:, 1:], seg[1:, :], seg[1:, 1:]
+    b = (seg ^ e) | (seg ^ s) | (seg ^ se)
+    b[-1, :] = seg[-1, :] ^ e[-1, :]
+    b[:, -1] = seg[:, -1] ^ s[:, -1]
+    b[-1, -1] = False
+    return b
+
+
+def _oracle_j_f(pred: np.ndarray, gt: np.ndarray) -> tuple[float, float]:
+    from skimage.morphology import binary_dilation, disk  # a dilation we did not write
+
+    inter, union = (pred & gt).sum(), (pred | gt).sum()
+    j = 1.0 if union == 0 else inter / union
+    r = int(np.ceil(0.008 * np.hypot(*gt.shape)))
+    bp, bg = _oracle_boundary(pred), _oracle_boundary(gt)
+    np_, ng = bp.sum(), bg.sum()
+    if np_ == 0 and ng == 0:
+        p = rec = 1.0
+    elif np_ == 0:
+        p, rec = 1.0, 0.0
+    elif ng == 0:
+        p, rec = 0.0, 1.0
+    else:
+        p = (bp & binary_dilation(bg, disk(r))).sum() / np_
+        rec = (bg & binary_dilation(bp, disk(r))).sum() / ng
+    f = 0.0 if p + rec == 0 else 2 * p * rec / (p + rec)
+    return float(j), float(f)
+
+
+def _blobs(rng, h: int, w: int) -> np.ndarray:
+    yy, xx = np.mgrid[:h, :w]
+    m = np.zeros((h, w), bool)
+    for _ in range(rng.integers(1, 4)):
+        cy, cx, ry, rx = (
+            rng.uniform(0, h),
+            rng.uniform(0, w),
+            rng.uniform(2, h / 2),
+            rng.uniform(2, w / 2),
+        )
+        m |= ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1
+    return m
+
+
+def test_j_and_f_equal_an_independent_oracle_on_random_and_edge_cases():
+    rng = np.random.default_rng(0)
+    cases = []
+    for h, w in ((48, 64), (97, 131), (240, 427)):  # radii 1, 2, 4
+        for _ in range(4):
+            gt = _blobs(rng, h, w)
+            cases.append((_blobs(rng, h, w), gt))  # unrelated shapes
+            cases.append((np.roll(gt, rng.integers(-5, 6, 2), axis=(0, 1)), gt))  # shifted
+            cases.append((gt ^ (rng.random((h, w)) < 0.02), gt))  # ragged
+        full, empty = np.ones((h, w), bool), np.zeros((h, w), bool)
+        dot = empty.copy()
+        dot[h // 2, w // 2] = True
+        edge = empty.copy()
+        edge[:, -3:] = True  # touching the last column
+        cases += [(empty, gt), (gt, empty), (empty, empty), (full, full), (full, gt),
+                  (dot, dot), (dot, empty), (edge, gt), (edge, edge)]  # fmt: skip
+    for pred, gt in cases:
+        j, f = _oracle_j_f(pred, gt)
+        assert jaccard(pred, gt) == pytest.approx(j, abs=1e-12)
+        assert f_measure(pred, gt) == pytest.approx(f, abs=1e-12)
+    preds, gts = np.stack([c[0] for c in cases[:8]]), np.stack([c[1] for c in cases[:8]])
+    want = np.array([_oracle_j_f(p, g)[1] for p, g in zip(preds, gts, strict=True)])
+    np.testing.assert_allclose(f_measure(preds, gts), want, atol=1e-12)  # batched (T, H, W)
+
+
+def test_sparse_matching_counts_what_the_dilation_counts():
+    from vostutorial.metrics import count_matched
+
+    rng = np.random.default_rng(3)
+    for r in (1, 2, 3, 5, 8):
+        src = rng.random((4, 37, 53)) < 0.05
+        tgt = rng.random((4, 37, 53)) < 0.03
+        tgt[1] = False  # a frame without target pixels
+        src[2] = False
+        want = (src & dilate_disk(tgt, r)).sum(axis=(1, 2))
+        np.testing.assert_array_equal(count_matched(src, tgt, r), want)
+    edge = np.zeros((1, 5, 5), bool)
+    edge[0, 0, 4] = True  # right edge of row 0 must not reach column 0 of row 1
+    other = np.zeros_like(edge)
+    other[0, 1, 0] = True
+    assert count_matched(edge, other, 2).tolist() == [0]
+
+
+def test_sparse_matching_finds_rows_above_and_below_the_image_edge():
+    from vostutorial.metrics import count_matched
+
+    src = np.zeros((1, 4, 6), bool)
+    src[0, 0] = src[0, 3] = True  # the first and last rows: one of their offsets leaves the image
+    tgt = np.zeros_like(src)
+    tgt[0, 1] = tgt[0, 2] = True
+    assert count_matched(src, tgt, 1).tolist() == [12]

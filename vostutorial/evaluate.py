@@ -24,7 +24,7 @@ from . import files
 from .data.davis import DavisSequences
 from .data.palette import image_size, mask_ids, read_mask
 from .data.ytvos import YTVOSSplit, frame_key, sort_frames
-from .metrics import crop_to_masks, disk_radius, f_measure, jaccard, statistics
+from .metrics import disk_radius, f_measure, jaccard, statistics
 
 MAX_LISTED = 10  # problems printed before "... and N more"
 
@@ -67,7 +67,6 @@ def _object_scores(pred: np.ndarray, gt: np.ndarray, void: np.ndarray | None = N
     r = disk_radius(gt.shape[-2:])  # the tolerance comes from the full frame's diagonal
     if void is not None:
         pred, gt = pred & ~void, gt & ~void
-    pred, gt = crop_to_masks(pred, gt)
     return jaccard(pred, gt), f_measure(pred, gt, bound_th=r)
 
 
@@ -91,13 +90,20 @@ def score_video(
     return scores
 
 
-def _run(fn, jobs: list, workers: int, desc: str, progress: bool) -> list:
-    """``[fn(j) for j in jobs]`` over a process pool, with a progress bar."""
+def _run(fn, jobs: list, workers: int, desc: str, progress: bool, sizes=None) -> list:
+    """``[fn(j) for j in jobs]`` over a process pool, with a progress bar. With ``sizes``
+    (the work of each job) the largest start first, so no worker is left with a long one at
+    the end; results come back in the jobs' order."""
     bar = dict(total=len(jobs), desc=desc, unit="video", disable=not progress)
     if workers <= 1 or len(jobs) <= 1:
         return [fn(j) for j in tqdm(jobs, **bar)]
+    order = sorted(range(len(jobs)), key=lambda i: -sizes[i]) if sizes else range(len(jobs))
     with get_context("fork" if os.name == "posix" else "spawn").Pool(workers) as pool:
-        return list(tqdm(pool.imap(fn, jobs), **bar))
+        done = list(tqdm(pool.imap(fn, [jobs[i] for i in order]), **bar))
+    results = [None] * len(jobs)
+    for i, r in zip(order, done, strict=True):
+        results[i] = r
+    return results
 
 
 def _raise_problems(problems: list[str], pred_dir: Path) -> None:
@@ -160,6 +166,14 @@ def _score_ytvos_video(job: tuple) -> tuple[list[dict], list[str], int]:
     return rows, problems, missing
 
 
+def _stack(masks: list[np.ndarray]) -> np.ndarray:
+    """``np.stack`` into one preallocated array (no intermediate copies)."""
+    out = np.empty((len(masks), *masks[0].shape), np.uint8)
+    for i, m in enumerate(masks):
+        out[i] = m
+    return out
+
+
 def _mean(values: list[float]) -> float | None:
     values = [v for v in values if v is not None]
     return float(np.mean(values)) if values else None
@@ -187,7 +201,8 @@ def evaluate_ytvos(
     train_meta = Path(root) / "train" / "meta.json"
     seen = set(YTVOSSplit(root, "train").categories()) if train_meta.exists() else None
     jobs = [(ds, v, pred_dir, score_first, allow_missing, seen) for v in ds.videos]
-    results = _run(_score_ytvos_video, jobs, workers, "evaluate", progress)
+    sizes = [len(ds.videos[v].frames) * len(ds.videos[v].objects) for v in ds.videos]
+    results = _run(_score_ytvos_video, jobs, workers, "evaluate", progress, sizes)
     objects = [r for rows, _, _ in results for r in rows]
     _raise_problems([p for _, probs, _ in results for p in probs], pred_dir)
     # Folders of other videos are not scored: list them, they may be a wrong --split or --data.
@@ -265,9 +280,11 @@ def _score_davis_sequence(job: tuple) -> tuple[list[dict], list[str]]:
             f"{path}: ground truth missing for frame {unannotated[0]} of sequence {seq!r} "
             f"({len(unannotated)} such frame(s)); DAVIS scores every frame"
         ]
-    gt = np.stack([davis.read_mask(seq, n) for n in names])
-    void = gt == 255 if ignore_void else None
-    gt = np.where(gt == 255, 0, gt)
+    gt = _stack([davis.read_mask(seq, n) for n in names[:-1]])  # the last frame is not scored
+    void = gt == 255
+    if void.any():
+        gt[void] = 0  # void is background, or with ignore_void left out of both masks
+    void = void if ignore_void else None
     k = int(gt[0].max())
     scored = names[1:-1]  # DAVIS does not score the first and last frames
     problems, preds = [], []
@@ -278,11 +295,14 @@ def _score_davis_sequence(job: tuple) -> tuple[list[dict], list[str]]:
         problems.append(problem) if problem else preds.append(pred)
     if problems or not scored:
         return [], problems
-    pred = np.stack(preds)
-    g_all, v = gt[1:-1], (void[1:-1] if void is not None else None)
+    pred = _stack(preds)
+    g_all, v = gt[1:], (void[1:] if void is not None else None)
     rows = []
     for oid in range(1, k + 1):
-        j, f = _object_scores(pred == oid, g_all == oid, v)
+        if k == 1 and g_all.max() <= 1:  # ids 0/1 (pred checked on reading): free views
+            j, f = _object_scores(pred.view(bool), g_all.view(bool), v)
+        else:
+            j, f = _object_scores(pred == oid, g_all == oid, v)
         (jm, jr, jd), (fm, fr, fd) = statistics(j), statistics(f)
         rows.append(
             {
@@ -319,7 +339,8 @@ def evaluate_davis(
         raise ValueError(f"{pred_dir}: prediction folder not found")
     davis = DavisSequences(davis_root, resolution)
     jobs = [(davis, s, pred_dir, ignore_void, allow_missing) for s in davis.sequences]
-    results = _run(_score_davis_sequence, jobs, workers, "evaluate DAVIS", progress)
+    sizes = [len(davis.masks(s)) for s in davis.sequences]
+    results = _run(_score_davis_sequence, jobs, workers, "evaluate DAVIS", progress, sizes)
     _raise_problems([p for _, probs in results for p in probs], pred_dir)
     objects = [r for rows, _ in results for r in rows]
     report = {

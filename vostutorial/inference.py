@@ -149,15 +149,21 @@ def finetune_online(
     seed: int = 0,
     device: str | torch.device = "cpu",
     loss: str = "bce_iou",
+    frozen: tuple[str, ...] = (),
 ) -> S2S:
     """Online learning, as in the paper: a copy of ``model`` fine-tuned for ``steps`` Adam steps
     on the masks given for this video. Each step shows every given (frame, mask) as a short
     clip of randomly shifted, scaled and rotated copies of itself, the first copy initialising
     and the others as targets. ``loss`` names one of `vostutorial.losses.LOSSES`: use the one
-    the model was trained with (`checkpoint.training_loss`). ``model`` itself is unchanged."""
+    the model was trained with (`checkpoint.training_loss`). The parts named in ``frozen``
+    (e.g. ``("encoder",)``) keep their weights, and no gradient is computed for them: the
+    frame features are generic, the object lives in the initializer, memory and decoder.
+    ``model`` itself is unchanged. All objects of the video are tuned together, one batch."""
     size = size or model.cfg.input_size
     tuned = copy.deepcopy(model).to(device).train()
-    opt = torch.optim.Adam(tuned.parameters(), lr=lr)
+    for name in frozen:
+        getattr(tuned, name).requires_grad_(False)
+    opt = torch.optim.Adam([p for p in tuned.parameters() if p.requires_grad], lr=lr)
     jitter = v2.RandomAffine(degrees=8, translate=(0.06, 0.06), scale=(0.9, 1.1))
     items = []
     for t0, mask in sample.first_masks.values():

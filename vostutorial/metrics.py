@@ -14,8 +14,10 @@ Both follow the DAVIS 2017 evaluation toolkit exactly (per frame, to floating-po
   gives P = 1, R = 0; an empty truth gives P = 0, R = 1; F = 0 where P + R = 0.
 
 Masks are boolean arrays ``(H, W)`` (a float is returned) or ``(T, H, W)`` (a length-T array).
-The dilation by the disk is done as a union of horizontal runs, one cumulative sum per run
-width, inside the bounding box of the boundaries, so no OpenCV is needed and it stays fast.
+`dilate_disk` builds the dilation by the disk (the definition, and the pictures of notebook 06);
+F itself asks only at the boundary pixels whether the other boundary is within the disk
+(`count_matched`, the same counts), inside the bounding box of the masks, so no OpenCV is
+needed and it stays fast.
 """
 
 from __future__ import annotations
@@ -42,12 +44,22 @@ def jaccard(pred: np.ndarray, gt: np.ndarray, void: np.ndarray | None = None):
     toolkit does with label 255.
     """
     pred, gt = _pair(pred, gt, void)
-    if pred.ndim == 3:
-        pred, gt = crop_to_masks(pred, gt)
-    inter = (pred & gt).sum(axis=(-2, -1))
-    union = (pred | gt).sum(axis=(-2, -1))
+    if pred.ndim == 2:
+        inter = np.asarray(np.count_nonzero(pred & gt))
+    else:  # frame by frame, in the cache
+        inter = np.array([np.count_nonzero(p & g) for p, g in zip(pred, gt, strict=True)])
+    n_pred, n_gt = _count(pred), _count(gt)
+    union = n_pred + n_gt - inter
     j = np.where(union == 0, 1.0, inter / np.maximum(union, 1))
     return float(j) if j.ndim == 0 else j
+
+
+def _count(masks: np.ndarray) -> np.ndarray:
+    """True pixels per ``(H, W)`` frame; one ``np.count_nonzero`` a frame, which counts bytes
+    several times faster than a summing reduction over an axis."""
+    if masks.ndim == 2:
+        return np.asarray(np.count_nonzero(masks))
+    return np.array([np.count_nonzero(m) for m in masks], dtype=np.int64)
 
 
 def boundary_map(mask: np.ndarray) -> np.ndarray:
@@ -58,9 +70,17 @@ def boundary_map(mask: np.ndarray) -> np.ndarray:
     bottom-right pixel is never boundary.
     """
     seg = np.asarray(mask, dtype=bool)
-    b = np.zeros_like(seg)
-    c = seg[..., :-1, :-1]
-    b[..., :-1, :-1] = (c != seg[..., :-1, 1:]) | (c != seg[..., 1:, :-1]) | (c != seg[..., 1:, 1:])
+    if seg.ndim > 2:  # frame by frame: each frame's few arrays stay in the cache (~1.6x)
+        out = np.empty(seg.shape, bool)
+        for i, s in enumerate(seg.reshape(-1, *seg.shape[-2:])):
+            out.reshape(-1, *seg.shape[-2:])[i] = boundary_map(s)
+        return out
+    b = np.zeros(seg.shape, bool)
+    c, inner = seg[..., :-1, :-1], b[..., :-1, :-1]
+    scratch = np.empty(c.shape, bool)  # written in place: no full-size temporaries
+    np.not_equal(c, seg[..., :-1, 1:], out=inner)  # right
+    inner |= np.not_equal(c, seg[..., 1:, :-1], out=scratch)  # below
+    inner |= np.not_equal(c, seg[..., 1:, 1:], out=scratch)  # below right
     b[..., -1, :-1] = seg[..., -1, :-1] != seg[..., -1, 1:]
     b[..., :-1, -1] = seg[..., :-1, -1] != seg[..., 1:, -1]
     return b
@@ -108,37 +128,55 @@ def dilate_disk(b: np.ndarray, r: int) -> np.ndarray:
     return out
 
 
-def crop_to_masks(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Cut ``(T, H, W)`` mask pairs down to one window per frame that keeps J and F unchanged.
+def count_matched(src: np.ndarray, tgt: np.ndarray, r: int) -> np.ndarray:
+    """Per frame, how many True pixels of ``src`` ``(T, H, W)`` have a True pixel of ``tgt``
+    within the digital disk of radius ``r``: ``(src & dilate_disk(tgt, r)).sum((1, 2))``,
+    without building the dilation.
 
-    Each frame's window holds the bounding box of both masks plus a one-pixel margin (or
-    reaches the image border), so boundaries and their last-row/column rule are exactly as in
-    the full frame. All windows share one size, so the result stays one ``(T, h, w)`` array.
+    Boundaries are sparse, so this asks about ``src``'s pixels only: for each row offset dy,
+    the nearest ``tgt`` pixel in row y + dy (a binary search over ``tgt``'s pixels numbered
+    row by row, rows spaced more than r apart) must lie within isqrt(r^2 - dy^2) columns.
     """
-    t, h, w = pred.shape
-    both = pred | gt
-    rows = both.any(axis=2)  # (T, H)
-    has = rows.any(axis=1)
-    if not has.any():
+    return _count_matched(np.flatnonzero(src), np.flatnonzero(tgt), src.shape, r)
+
+
+def _count_matched(ls: np.ndarray, lt: np.ndarray, shape: tuple, r: int) -> np.ndarray:
+    """`count_matched` on the pixels' numbers ``(t * H + y) * W + x`` (``np.flatnonzero``)."""
+    t, h, w = shape
+    if not len(ls) or not len(lt):
+        return np.zeros(t, np.int64)
+    stride = w + r + 1  # renumber with r + 1 spare columns per row: other rows are > r away
+    rows = ls // w
+    keys = lt + (lt // w) * (r + 1)  # sorted, as flatnonzero is
+    queries = ls + rows * (r + 1)
+    ys = rows % h
+    matched = np.zeros(len(ls), bool)
+    for dy in sorted(range(-r, r + 1), key=abs):  # near rows first: most pixels stop there
+        todo = np.flatnonzero(~matched & (ys + dy >= 0) & (ys + dy < h))
+        q = queries[todo] + dy * stride
+        pos = np.searchsorted(keys, q)
+        after = keys[np.minimum(pos, len(keys) - 1)]
+        before = keys[np.maximum(pos - 1, 0)]
+        near = np.minimum(np.abs(after - q), np.abs(q - before))
+        matched[todo[near <= math.isqrt(r * r - dy * dy)]] = True
+    return np.bincount(rows[matched] // h, minlength=t)
+
+
+def crop_to_masks(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Cut ``(T, H, W)`` mask pairs down to a window that keeps J and F unchanged (views).
+
+    The window holds both masks on every frame plus a one-pixel margin (or reaches the image
+    border), so boundaries and their last-row/column rule are exactly as in the full frame.
+    One window for all frames: finding it costs one pass, and real objects fill most of it.
+    """
+    h, w = pred.shape[-2:]
+    both = np.logical_or.reduce(pred, axis=0) | np.logical_or.reduce(gt, axis=0)  # (H, W)
+    rows, cols = np.flatnonzero(both.any(axis=1)), np.flatnonzero(both.any(axis=0))
+    if not len(rows):
         return pred[:, :1, :1], gt[:, :1, :1]
-    band = np.flatnonzero(rows.any(axis=0))  # columns need only the rows any frame uses
-    cols = both[:, band[0] : band[-1] + 1].any(axis=1)  # (T, W)
-    top = np.where(has, rows.argmax(axis=1), 0)
-    bottom = np.where(has, h - 1 - rows[:, ::-1].argmax(axis=1), 0)
-    left = np.where(has, cols.argmax(axis=1), 0)
-    right = np.where(has, w - 1 - cols[:, ::-1].argmax(axis=1), 0)
-    hw = min(h, int((bottom - top).max()) + 3)  # box + 1 pixel above and below
-    ww = min(w, int((right - left).max()) + 3)
-    if hw * ww > 0.6 * h * w:  # the windows would save little: skip the gather
-        return pred, gt
-    y0 = np.clip(top - 1, 0, h - hw)
-    x0 = np.clip(left - 1, 0, w - ww)
-    ty = (
-        np.arange(t)[:, None, None],
-        y0[:, None, None] + np.arange(hw)[None, :, None],
-        x0[:, None, None] + np.arange(ww)[None, None, :],
-    )
-    return pred[ty], gt[ty]
+    y0, y1 = max(rows[0] - 1, 0), min(rows[-1] + 2, h)
+    x0, x1 = max(cols[0] - 1, 0), min(cols[-1] + 2, w)
+    return pred[:, y0:y1, x0:x1], gt[:, y0:y1, x0:x1]
 
 
 def precision_recall(
@@ -155,14 +193,11 @@ def precision_recall(
     r = disk_radius(pred.shape[-2:], bound_th)  # from the full frame's diagonal
     pred, gt = crop_to_masks(pred, gt)
     bp, bg = boundary_map(pred), boundary_map(gt)
-    n_p, n_g = bp.sum(axis=(1, 2)), bg.sum(axis=(1, 2))
-    match_p = np.zeros(len(pred), np.int64)
-    match_g = np.zeros(len(pred), np.int64)
-    both = (n_p > 0) & (n_g > 0)
-    if both.any():
-        idx = np.flatnonzero(both)
-        match_p[idx] = (bp[idx] & dilate_disk(bg[idx], r)).sum(axis=(1, 2))
-        match_g[idx] = (bg[idx] & dilate_disk(bp[idx], r)).sum(axis=(1, 2))
+    t, h, w = bp.shape
+    lp, lg = np.flatnonzero(bp), np.flatnonzero(bg)  # boundary pixels, numbered frame by frame
+    n_p, n_g = np.bincount(lp // (h * w), minlength=t), np.bincount(lg // (h * w), minlength=t)
+    match_p = _count_matched(lp, lg, bp.shape, r)  # = (bp & dilate_disk(bg, r)).sum((1, 2))
+    match_g = _count_matched(lg, lp, bp.shape, r)
     # empty boundaries, as the toolkit defines them: both empty P = R = 1, one empty 0/1
     precision = np.where(n_p > 0, match_p / np.maximum(n_p, 1), 1.0)
     recall = np.where(n_g > 0, match_g / np.maximum(n_g, 1), 1.0)

@@ -1,0 +1,82 @@
+"""Online learning: seconds per video and the gain it buys, settings side by side in one run.
+
+Predicts the synthetic valid split (``data/synthetic``, generated if missing) with the shipped
+``tiny`` checkpoint, once per setting, and scores each run as ``make demo`` does. Goal (issue:
+speed): at least 2x fewer seconds per video than 50 steps of the whole network, at equal or
+better overall.
+
+    python benchmarks/bench_online.py [--videos 24] [--settings 50:3e-4: 25:6e-4:encoder]
+
+A setting is ``STEPS:LR:FROZEN`` (FROZEN: comma-separated parts kept fixed, or empty).
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+from vostutorial.checkpoint import load_checkpoint, model_from_checkpoint, training_loss
+from vostutorial.data import YTVOSSplit, ensure_default
+from vostutorial.evaluate import evaluate_ytvos
+from vostutorial.fast import speed_up
+from vostutorial.inference import finetune_online, merge, predict_objects
+from vostutorial.predictions import write_video_masks
+from vostutorial.resources import set_threads
+from vostutorial.shipped import tiny_checkpoint
+
+
+def run(root: Path, videos: list[str], steps: int, lr: float, frozen: tuple, out: Path) -> float:
+    """Predict ``videos`` with online learning into ``out``; returns seconds per video."""
+    ckpt = load_checkpoint(tiny_checkpoint(train_if_missing=False))
+    model, loss = model_from_checkpoint(ckpt), training_loss(ckpt)
+    valid = YTVOSSplit(root, "valid")
+    t0 = time.perf_counter()
+    for video in videos:
+        sample = valid.read_video(video)
+        tuned = finetune_online(model, sample, steps, lr=lr, loss=loss, frozen=frozen)
+        probs = predict_objects(speed_up(tuned), sample)
+        labels = merge(probs, sample.first_masks, size=sample.frames.shape[1:3], fast=True)
+        write_video_masks(out, video, sample.frame_names, labels)
+    return (time.perf_counter() - t0) / len(videos)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--videos", type=int, default=24)
+    p.add_argument("--settings", nargs="+", default=["50:3e-4:", "25:6e-4:encoder"])
+    a = p.parse_args()
+    set_threads()
+    root = ensure_default(progress=False)
+    videos = list(YTVOSSplit(root, "valid").videos)[: a.videos]
+    print(f"online learning on {len(videos)} synthetic valid videos, shipped tiny checkpoint")
+    with tempfile.TemporaryDirectory() as tmp:
+        for setting in a.settings:
+            steps, lr, frozen = setting.split(":")
+            frozen = tuple(f for f in frozen.split(",") if f)
+            out = Path(tmp) / setting.replace(":", "_").replace(",", "-")
+            sec = run(root, videos, int(steps), float(lr), frozen, out)
+            # score only the videos predicted (others would be missing)
+            r = evaluate_ytvos(out, root, "valid", allow_missing=True, progress=False)
+            rows = [o for o in r["objects"] if o["video"] in set(videos) and o["frames"]]
+            seen = [o for o in rows if o["seen"]]
+            unseen = [o for o in rows if not o["seen"]]
+
+            def mean(xs: list, k: str) -> float:
+                return sum(o[k] for o in xs) / max(1, len(xs))
+
+            overall = (
+                mean(seen, "J") + mean(unseen, "J") + mean(seen, "F") + mean(unseen, "F")
+            ) / 4
+            print(
+                f"{steps:>3} steps, lr {lr}, frozen {list(frozen) or '-'}: {sec:5.1f} s/video, "
+                f"overall {overall:.3f} (J seen {mean(seen, 'J'):.3f}, J unseen "
+                f"{mean(unseen, 'J'):.3f}, F seen {mean(seen, 'F'):.3f}, F unseen "
+                f"{mean(unseen, 'F'):.3f})",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
