@@ -512,3 +512,23 @@ def test_the_command_line_lets_torch_threads_sleep_while_waiting(monkeypatch, tm
     monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")  # the user's choice is kept
     main(["check-data", str(tmp_path)])
     assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
+
+
+def test_a_read_only_out_is_one_line(synth_root, weights, tmp_path, capsys, monkeypatch):
+    out = tmp_path / "ro"
+    out.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, m: False if Path(p) == out else real_access(p, m))
+    err = _refused(capsys, "predict", "--data", synth_root, "--checkpoint", weights,
+                   "--out", out, "--quiet")  # fmt: skip
+    assert "not writable" in err and str(out) in err
+    err = _refused(capsys, "train", "--data", synth_root, "--out", out, *SMALL_TRAIN)
+    assert "not writable" in err
+
+
+def test_loader_workers_are_capped_at_the_usable_cpus(synth_root, tmp_path):
+    r = _run("train", "--data", synth_root, "--out", tmp_path / "r", "--steps", "1",
+             *SMALL_TRAIN, "--set", "workers=64", "--set", "val_videos=0")  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    n = resources.usable_cpus()
+    assert f"loader workers: {n} (64 configured, {n} CPUs usable)" in r.stdout

@@ -65,3 +65,26 @@ def test_commands_that_run_no_model_do_not_import_torch(synth_root, tmp_path):
         assert r.returncode == 0, (args, r.stderr[-1500:])
     r = subprocess.run([sys.executable, "-c", code, "--help"], capture_output=True, text=True)
     assert r.returncode == 0 and "convert" in r.stdout, r.stderr[-1500:]
+
+
+def test_a_wheel_carries_the_training_configs(tmp_path):
+    import shutil
+    import zipfile
+    from pathlib import Path
+
+    project = Path(__file__).resolve().parents[1]
+    src = tmp_path / "src"  # pip builds in the tree: a copy, so nothing lands in the project
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(project / name, src / name)
+    shutil.copytree(project / "vostutorial", src / "vostutorial",
+                    ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
+    r = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+         "-w", str(tmp_path), str(src)],
+        capture_output=True, text=True, cwd=tmp_path,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    (wheel,) = tmp_path.glob("vostutorial-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert {"vostutorial/configs/tiny.toml", "vostutorial/configs/paper.toml"} <= set(names)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .files import write_text
+
 STUB = '# TODO: your code here\nraise NotImplementedError("exercise")'
 
 
@@ -54,6 +56,6 @@ def write_student_notebooks(notebooks: Path, out: Path | None = None) -> list[Pa
         if not any("solution" in c.get("metadata", {}).get("tags", []) for c in ref["cells"]):
             continue
         target = out / path.name
-        target.write_text(render(student_notebook(ref)))
+        write_text(target, render(student_notebook(ref)))
         written.append(target)
     return written

@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
+from ..files import atomic_write
 from .davis import DavisSequences
 from .palette import read_image, write_image, write_mask
 from .ytvos import ObjectInfo, YTVOSSplit, first_appearance_masks, sort_frames, write_meta
@@ -50,7 +51,8 @@ def _write_video(
         if height is None and link:
             os.link(src, dst)
         elif height is None:
-            shutil.copyfile(src, dst)
+            with open(src, "rb") as f, atomic_write(dst) as g:
+                shutil.copyfileobj(f, g)
         else:
             write_image(dst, resized(read_image(src), nearest=False))
     gts = {name: resized(mask(name), nearest=True) for name in names if mask(name) is not None}
