@@ -137,9 +137,10 @@ def test_predict_marker_refuses_mixed_producers(synth_root, weights, tmp_path, c
     assert "'merge'" in err
 
 
-def test_predict_refuses_a_folder_that_is_not_its_own(synth_root, weights, tmp_path, capsys):
+def test_predict_refuses_a_folder_that_is_not_its_own(synth_root, weights, tmp_path, capsys,
+                                                      monkeypatch):  # fmt: skip
     (tmp_path / "notes.txt").write_text("mine")
-    os.chdir(tmp_path)
+    monkeypatch.chdir(tmp_path)
     err = _refused(capsys, "predict", "--data", synth_root, "--checkpoint", weights,
                    "--out", ".", "--quiet")  # fmt: skip
     assert "not a predictions folder" in err

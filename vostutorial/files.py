@@ -4,8 +4,8 @@ Every file the kit writes goes through `atomic_write`: a crash, a kill or a full
 moment leaves either the old file or the new one, never half of one, and no temporary file.
 Names that come from data (videos and frames in ``meta.json``) pass `check_name` before they
 become paths, so no video can make the kit write outside the folder the user named. Folders
-the kit fills carry a marker file of its own (`owned_by_kit`), and the kit only replaces or
-deletes what carries it.
+the kit fills carry a marker file of its own (the generator's ``synth_config.json``, the
+predictions' ``.vostutorial-predictions.json``), and the kit only replaces what carries it.
 
 This module imports nothing of the package: everything else may use it.
 """
@@ -66,11 +66,6 @@ def check_name(name: str, what: str, where: str | os.PathLike) -> str:
             "absolute paths); rename it"
         )
     return name
-
-
-def owned_by_kit(folder: str | os.PathLike, marker: str) -> bool:
-    """True when ``folder`` holds the kit's ``marker`` file (written by `mark_owned`)."""
-    return (Path(folder) / marker).is_file()
 
 
 def is_empty_dir(folder: str | os.PathLike) -> bool:
