@@ -151,14 +151,19 @@ def _count_matched(ls: np.ndarray, lt: np.ndarray, shape: tuple, r: int) -> np.n
     queries = ls + rows * (r + 1)
     ys = rows % h
     matched = np.zeros(len(ls), bool)
+    todo = np.arange(len(ls))  # the pixels not matched yet
     for dy in sorted(range(-r, r + 1), key=abs):  # near rows first: most pixels stop there
-        todo = np.flatnonzero(~matched & (ys + dy >= 0) & (ys + dy < h))
-        q = queries[todo] + dy * stride
+        y = ys[todo] + dy
+        ask = todo[(y >= 0) & (y < h)]
+        q = queries[ask] + dy * stride
         pos = np.searchsorted(keys, q)
         after = keys[np.minimum(pos, len(keys) - 1)]
         before = keys[np.maximum(pos - 1, 0)]
         near = np.minimum(np.abs(after - q), np.abs(q - before))
-        matched[todo[near <= math.isqrt(r * r - dy * dy)]] = True
+        matched[ask[near <= math.isqrt(r * r - dy * dy)]] = True
+        todo = todo[~matched[todo]]
+        if not len(todo):
+            break
     return np.bincount(rows[matched] // h, minlength=t)
 
 
@@ -192,12 +197,15 @@ def precision_recall(
         pred, gt = pred[None], gt[None]
     r = disk_radius(pred.shape[-2:], bound_th)  # from the full frame's diagonal
     pred, gt = crop_to_masks(pred, gt)
-    bp, bg = boundary_map(pred), boundary_map(gt)
-    t, h, w = bp.shape
-    lp, lg = np.flatnonzero(bp), np.flatnonzero(bg)  # boundary pixels, numbered frame by frame
+    t, h, w = pred.shape
+    if not t:
+        return np.zeros(0), np.zeros(0)
+    # boundary pixels numbered (t * h + y) * w + x, found frame by frame (in the cache)
+    lp = np.concatenate([np.flatnonzero(boundary_map(m)) + i * h * w for i, m in enumerate(pred)])
+    lg = np.concatenate([np.flatnonzero(boundary_map(m)) + i * h * w for i, m in enumerate(gt)])
     n_p, n_g = np.bincount(lp // (h * w), minlength=t), np.bincount(lg // (h * w), minlength=t)
-    match_p = _count_matched(lp, lg, bp.shape, r)  # = (bp & dilate_disk(bg, r)).sum((1, 2))
-    match_g = _count_matched(lg, lp, bp.shape, r)
+    match_p = _count_matched(lp, lg, pred.shape, r)  # = (bp & dilate_disk(bg, r)).sum((1, 2))
+    match_g = _count_matched(lg, lp, pred.shape, r)
     # empty boundaries, as the toolkit defines them: both empty P = R = 1, one empty 0/1
     precision = np.where(n_p > 0, match_p / np.maximum(n_p, 1), 1.0)
     recall = np.where(n_g > 0, match_g / np.maximum(n_g, 1), 1.0)
