@@ -156,9 +156,9 @@ def finetune_online(
     clip of randomly shifted, scaled and rotated copies of itself, the first copy initialising
     and the others as targets. ``loss`` names one of `vostutorial.losses.LOSSES`: use the one
     the model was trained with (`checkpoint.training_loss`). The parts named in ``frozen``
-    (e.g. ``("encoder",)``) keep their weights, and no gradient is computed for them: the
-    frame features are generic, the object lives in the initializer, memory and decoder.
-    ``model`` itself is unchanged. All objects of the video are tuned together, one batch."""
+    (e.g. ``("encoder",)``) keep their weights and get no gradients: faster steps, at a cost
+    in gain that ``benchmarks/bench_online.py`` measures. ``model`` itself is unchanged. All
+    objects of the video are tuned together, as one batch."""
     size = size or model.cfg.input_size
     tuned = copy.deepcopy(model).to(device).train()
     for name in frozen:
