@@ -166,14 +166,6 @@ def _score_ytvos_video(job: tuple) -> tuple[list[dict], list[str], int]:
     return rows, problems, missing
 
 
-def _stack(masks: list[np.ndarray]) -> np.ndarray:
-    """``np.stack`` into one preallocated array (no intermediate copies)."""
-    out = np.empty((len(masks), *masks[0].shape), np.uint8)
-    for i, m in enumerate(masks):
-        out[i] = m
-    return out
-
-
 def _mean(values: list[float]) -> float | None:
     values = [v for v in values if v is not None]
     return float(np.mean(values)) if values else None
@@ -280,7 +272,7 @@ def _score_davis_sequence(job: tuple) -> tuple[list[dict], list[str]]:
             f"{path}: ground truth missing for frame {unannotated[0]} of sequence {seq!r} "
             f"({len(unannotated)} such frame(s)); DAVIS scores every frame"
         ]
-    gt = _stack([davis.read_mask(seq, n) for n in names[:-1]])  # the last frame is not scored
+    gt = np.stack([davis.read_mask(seq, n) for n in names[:-1]])  # the last frame is not scored
     void = gt == 255
     if void.any():
         gt[void] = 0  # void is background, or with ignore_void left out of both masks
@@ -295,14 +287,11 @@ def _score_davis_sequence(job: tuple) -> tuple[list[dict], list[str]]:
         problems.append(problem) if problem else preds.append(pred)
     if problems or not scored:
         return [], problems
-    pred = _stack(preds)
+    pred = np.stack(preds)
     g_all, v = gt[1:], (void[1:] if void is not None else None)
     rows = []
     for oid in range(1, k + 1):
-        if k == 1 and g_all.max() <= 1:  # ids 0/1 (pred checked on reading): free views
-            j, f = _object_scores(pred.view(bool), g_all.view(bool), v)
-        else:
-            j, f = _object_scores(pred == oid, g_all == oid, v)
+        j, f = _object_scores(pred == oid, g_all == oid, v)
         (jm, jr, jd), (fm, fr, fd) = statistics(j), statistics(f)
         rows.append(
             {
