@@ -157,7 +157,6 @@ def _resume(path: Path, cfg: TrainConfig, model: S2S, opt, sched, scaler) -> int
     opt.load_state_dict(ckpt["optimizer"])
     sched.load_state_dict(ckpt["scheduler"])
     scaler.load_state_dict(ckpt["scaler"])
-    set_rng_state(ckpt["rng"])
     return ckpt["step"]
 
 
@@ -189,10 +188,21 @@ def _loader(clips: ClipDataset, cfg: TrainConfig, start: int, rank: int, world: 
     )
 
 
+def _batches(loader: DataLoader, ckpt_path: Path, resume: bool):
+    """The loader's iterator. Making it draws the workers' base seed from torch's RNG, so on
+    resume the saved RNG state is set back after it: the steps' own draws (the feedback fade)
+    then continue exactly as in a run that never stopped."""
+    batches = iter(loader)
+    if resume:
+        set_rng_state(load_checkpoint(ckpt_path)["rng"])
+    return batches
+
+
 def train_step(net, batch: dict, opt, sched, scaler, loss_fn, cfg: TrainConfig, dev) -> tuple:
     """One optimizer step on a batch of clips; returns (loss, learning rate it used).
 
-    The first frame's mask is the model's input, so only frames 1..T-1 are scored."""
+    The first frame's mask is the model's input: frames 1..T-1 are scored, and frame 0 too
+    with ``cfg.score_first`` (for a model with feedback, "keep the mask you were given")."""
     if "error" in batch:  # a clip's file could not be read (`collate_clips`)
         raise ValueError(batch["error"])
     frames, first, masks = (
@@ -201,7 +211,8 @@ def train_step(net, batch: dict, opt, sched, scaler, loss_fn, cfg: TrainConfig, 
     net.train()
     with torch.autocast(dev.type, enabled=scaler.is_enabled()):
         logits = net(frames, first)  # (B, T, 1, H, W)
-    loss = loss_fn(logits[:, 1:].float(), masks[:, 1:])
+    t0 = 0 if cfg.score_first else 1
+    loss = loss_fn(logits[:, t0:].float(), masks[:, t0:])
     opt.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
     scaler.unscale_(opt)
@@ -242,6 +253,7 @@ def train(
     # channels-last weights and activations, as the shipped checkpoint was trained
     model = build_model(cfg.model, cfg.pretrained or None, input_size=tuple(cfg.size))
     model = speed_up(model.to(dev))
+    model.fade_feedback = cfg.fade_feedback  # a no-op for models without feedback
     per_clip = check_batch_fits(model, cfg, dev, world)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg))
@@ -266,7 +278,7 @@ def train(
                disable=not (main and progress))  # fmt: skip
     t_prev, step = time.perf_counter(), start
     try:
-        for step, batch in enumerate(loader, start=start + 1):
+        for step, batch in enumerate(_batches(loader, ckpt_path, resume), start=start + 1):
             t_data = time.perf_counter()
             loss, lr = train_step(net, batch, opt, sched, scaler, loss_at(cfg, step), cfg, dev)
             if world > 1:  # the mean over processes, for the log

@@ -36,6 +36,8 @@ class TrainConfig:
     grad_clip: float
     loss: str
     bce_from: int
+    score_first: bool
+    fade_feedback: float
     val_every: int
     val_videos: int
     ckpt_every: int
@@ -77,7 +79,7 @@ _NUMBERS = {
     "warmup": (int, 0), "bce_from": (int, 0), "val_every": (int, 1), "val_videos": (int, 0),
     "ckpt_every": (int, 1), "workers": (int, 0), "seed": (int, 0),
     "lr": (float, 0.0), "min_lr": (float, 0.0), "weight_decay": (float, 0.0),
-    "grad_clip": (float, 0.0),
+    "grad_clip": (float, 0.0), "fade_feedback": (float, 0.0),
 }  # fmt: skip
 
 
@@ -94,8 +96,9 @@ def check_config(cfg: TrainConfig, where: str | os.PathLike = "config") -> None:
         if not ok_type or v < low or (kind is float and key in ("lr", "grad_clip") and v <= 0):
             raise bad(key, f"{'an integer' if kind is int else 'a number'} >= {low}"
                       + (" and > 0" if key in ("lr", "grad_clip") else ""))  # fmt: skip
-    if cfg.min_lr > 1:
-        raise bad("min_lr", "a fraction of lr in [0, 1]")
+    for key in ("min_lr", "fade_feedback"):
+        if getattr(cfg, key) > 1:
+            raise bad(key, "a fraction in [0, 1]")
     size = cfg.size
     if not (isinstance(size, tuple) and len(size) == 2
             and all(type(s) is int and s > 0 and s % 32 == 0 for s in size)):  # fmt: skip
@@ -104,11 +107,10 @@ def check_config(cfg: TrainConfig, where: str | os.PathLike = "config") -> None:
         raise bad("model", f"one of {sorted(CONFIGS)}")
     if cfg.loss not in LOSSES:
         raise bad("loss", f"one of {sorted(LOSSES)}")
-    for key in ("split", "val_split", "pretrained"):
-        if not isinstance(getattr(cfg, key), str):
-            raise bad(key, "a string")
-    if not isinstance(cfg.amp, bool):
-        raise bad("amp", "true or false")
+    kinds = {"split": str, "val_split": str, "pretrained": str, "amp": bool, "score_first": bool}
+    for key, kind in kinds.items():
+        if not isinstance(getattr(cfg, key), kind):
+            raise bad(key, "a string" if kind is str else "true or false")
 
 
 def parse_override(text: str) -> tuple[str, object]:

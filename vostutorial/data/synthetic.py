@@ -1,12 +1,17 @@
 """An offline synthetic dataset in the exact YouTube-VOS layout.
 
-Textured shapes move over real photographs: backgrounds and object textures are the CC0 /
-public-domain images that ship inside scikit-image's wheel (``skimage/data``), so nothing is
-downloaded. Each *category* is a shape family with its own texture and tint; ``SEEN``
-categories appear in train and valid, ``UNSEEN`` ones only in valid, as in YouTube-VOS.
-Videos have 1-4 objects with smooth motion, rotation and scale change, occlusions between
-objects, objects that enter after the first frame or leave it, camera pan and lighting
-change. The same arguments always give the same bytes.
+Shapes move over real photographs. Photos are the CC0 / public-domain images that ship inside
+scikit-image's wheel (``skimage/data``), so nothing is downloaded. A *category* is a shape
+family only: every object gets a new appearance, a patch of a random photo under a random
+colour transform and shading, so a network cannot memorise "category = texture" and has to use
+the given mask (real objects look like nothing it was trained on). ``SEEN`` categories appear
+in train and valid, ``UNSEEN`` ones only in valid, as in YouTube-VOS.
+
+Videos have 1-4 objects with smooth motion, rotation, scale change and a non-rigid wobble of
+the outline; occlusions between objects; objects that enter after the first frame or leave it;
+unannotated distractor shapes in the background, some wearing an object's own appearance;
+camera pan, lighting change, sensor noise and JPEG quality that vary per video. The same
+arguments always give the same bytes.
 """
 
 from __future__ import annotations
@@ -35,33 +40,44 @@ from .ytvos import ObjectInfo, first_appearance_masks, write_meta
 @dataclass(frozen=True)
 class Category:
     name: str
-    shape: str  # key of SHAPES
-    texture: str  # file in skimage/data
-    tint: tuple[int, int, int]
+    shape: str  # key of `_polygon`
 
 
 SEEN = (
-    Category("disc", "circle", "brick.png", (220, 60, 50)),
-    Category("box", "square", "grass.png", (60, 200, 70)),
-    Category("triangle", "triangle", "gravel.png", (230, 200, 40)),
-    Category("star", "star", "coins.png", (50, 200, 220)),
-    Category("capsule", "ellipse", "text.png", (210, 70, 210)),
-    Category("cross", "cross", "camera.png", (240, 140, 40)),
+    Category("disc", "circle"),
+    Category("box", "square"),
+    Category("triangle", "triangle"),
+    Category("star", "star"),
+    Category("capsule", "ellipse"),
+    Category("cross", "cross"),
 )
 UNSEEN = (
-    Category("hexagon", "hexagon", "moon.png", (90, 110, 240)),
-    Category("arrow", "arrow", "page.png", (240, 240, 240)),
-    Category("kite", "kite", "chessboard_GRAY.png", (150, 240, 150)),
+    Category("hexagon", "hexagon"),
+    Category("arrow", "arrow"),
+    Category("kite", "kite"),
 )
-BACKGROUNDS = (
+# Backgrounds and object appearances both come from these (greyscale ones get coloured).
+PHOTOS = (
     "astronaut.png",
-    "coffee.png",
+    "brick.png",
+    "camera.png",
+    "cell.png",
     "chelsea.png",
-    "rocket.jpg",
-    "motorcycle_left.png",
-    "hubble_deep_field.jpg",
-    "retina.jpg",
+    "clock_motion.png",
+    "coffee.png",
+    "coins.png",
     "color.png",
+    "grass.png",
+    "gravel.png",
+    "hubble_deep_field.jpg",
+    "ihc.png",
+    "moon.png",
+    "motorcycle_left.png",
+    "page.png",
+    "phantom.png",
+    "retina.jpg",
+    "rocket.jpg",
+    "text.png",
 )
 
 
@@ -121,28 +137,38 @@ def _skimage_data_dir() -> Path:
 
 
 @cache
-def _photo(name: str) -> Image.Image:
-    """A photo from scikit-image's bundled data, as RGB."""
+def _photo(name: str) -> np.ndarray:
+    """A photo from scikit-image's bundled data, ``(H, W, 3)`` float32 RGB."""
     path = _skimage_data_dir() / name
     if not path.exists():
         raise RuntimeError(f"{path}: missing from scikit-image's wheel; reinstall scikit-image")
     with Image.open(path) as img:
-        return img.convert("RGB")
+        return np.asarray(img.convert("RGB"), dtype=np.float32)
 
 
-@cache
-def _texture(cat: Category) -> Image.Image:
-    """The category's texture: its photo blended towards its tint (colour = category cue)."""
-    arr = np.asarray(_photo(cat.texture), dtype=np.float32)
-    arr = 0.55 * arr + 0.45 * np.asarray(cat.tint, dtype=np.float32)
-    return Image.fromarray(arr.clip(0, 255).astype(np.uint8))
+def _recolour(rng: np.random.Generator, photo: np.ndarray, strength: float) -> Image.Image:
+    """The photo under a random colour transform: a mix of the channels towards a random
+    colour matrix, a gain and an offset (``strength`` 0 keeps it, 1 makes it unrecognisable)."""
+    mix = (1 - strength) * np.eye(3) + strength * rng.dirichlet(np.ones(3), 3).T * 1.5
+    out = photo @ mix.astype(np.float32)
+    out = out * rng.uniform(0.7, 1.3) + rng.uniform(-40, 40, 3).astype(np.float32)
+    return Image.fromarray(out.clip(0, 255).astype(np.uint8))
+
+
+def _resample(poly: np.ndarray, n: int = 64) -> np.ndarray:
+    """``n`` points spaced evenly along a closed outline, so that every shape can bend."""
+    closed = np.concatenate([poly, poly[:1]])
+    seg = np.linalg.norm(np.diff(closed, axis=0), axis=1)
+    at = np.concatenate([[0], np.cumsum(seg)])
+    t = np.linspace(0, at[-1], n, endpoint=False)
+    return np.stack([np.interp(t, at, closed[:, k]) for k in (0, 1)], 1)
 
 
 @dataclass
 class _Track:
-    """The motion of one object over the video (all per stored frame)."""
+    """The motion and look of one shape over the video (all per stored frame)."""
 
-    category: Category
+    shape: str
     start: int
     center: np.ndarray  # (2,) x, y in pixels
     velocity: np.ndarray
@@ -153,33 +179,42 @@ class _Track:
     bounce: bool
     wobble: float
     phase: float
+    bend: float  # non-rigid: amplitude of the outline's travelling wave, in radii
+    lobes: int
+    look: Image.Image  # the appearance: a recoloured photo the object carries
+    look_center: np.ndarray  # (2,) where the object sits in it
+    look_scale: float  # photo pixels per object radius
+    shade: np.ndarray  # (2,) light gradient across the object, per radius
 
 
-def _sample_tracks(
-    rng: np.random.Generator, cats: list[Category], n_frames: int, h: int, w: int
-) -> list[_Track]:
-    tracks = []
-    for i, cat in enumerate(cats):
-        late = i > 0 and rng.random() < 0.4  # the first object is always there from frame 0
-        radius = float(rng.uniform(0.13, 0.28) * min(h, w))
-        speed = float(rng.uniform(0.008, 0.035) * w)
-        heading = rng.uniform(0, 2 * np.pi)
-        tracks.append(
-            _Track(
-                category=cat,
-                start=int(rng.integers(1, max(2, n_frames // 2))) if late else 0,
-                center=np.array([rng.uniform(0.15, 0.85) * w, rng.uniform(0.2, 0.8) * h]),
-                velocity=speed * np.array([np.cos(heading), np.sin(heading)]),
-                angle=float(rng.uniform(0, 2 * np.pi)),
-                spin=float(rng.uniform(-0.15, 0.15)),
-                radius=radius,
-                growth=float(rng.uniform(-0.03, 0.03)),
-                bounce=bool(rng.random() < 0.75),  # the others may leave the frame
-                wobble=float(rng.uniform(0, 0.03) * w),
-                phase=float(rng.uniform(0, 2 * np.pi)),
-            )
-        )
-    return tracks
+def _sample_track(
+    rng: np.random.Generator, shape: str, n_frames: int, h: int, w: int, late: bool,
+    look: Image.Image | None = None,
+) -> _Track:  # fmt: skip
+    if look is None:
+        photo = _photo(PHOTOS[int(rng.integers(len(PHOTOS)))])
+        look = _recolour(rng, photo, float(rng.uniform(0, 1)))
+    speed = float(rng.uniform(0.008, 0.035) * w)
+    heading = rng.uniform(0, 2 * np.pi)
+    return _Track(
+        shape=shape,
+        start=int(rng.integers(1, max(2, n_frames // 2))) if late else 0,
+        center=np.array([rng.uniform(0.15, 0.85) * w, rng.uniform(0.2, 0.8) * h]),
+        velocity=speed * np.array([np.cos(heading), np.sin(heading)]),
+        angle=float(rng.uniform(0, 2 * np.pi)),
+        spin=float(rng.uniform(-0.15, 0.15)),
+        radius=float(rng.uniform(0.13, 0.28) * min(h, w)),
+        growth=float(rng.uniform(-0.03, 0.03)),
+        bounce=bool(rng.random() < 0.75),  # the others may leave the frame
+        wobble=float(rng.uniform(0, 0.03) * w),
+        phase=float(rng.uniform(0, 2 * np.pi)),
+        bend=float(rng.uniform(0, 0.15)),
+        lobes=int(rng.integers(2, 5)),
+        look=look,
+        look_center=rng.uniform(0.3, 0.7, 2) * look.size,
+        look_scale=float(rng.uniform(0.15, 0.45) * min(look.size)),
+        shade=rng.uniform(-0.3, 0.3, 2),
+    )
 
 
 def _pose(tr: _Track, t: int, h: int, w: int) -> tuple[np.ndarray, float, float]:
@@ -196,14 +231,51 @@ def _pose(tr: _Track, t: int, h: int, w: int) -> tuple[np.ndarray, float, float]
     return pos, tr.angle + tr.spin * dt, radius
 
 
+def _paint(frame: np.ndarray, tr: _Track, t: int, outline: np.ndarray) -> np.ndarray:
+    """Paint track ``tr`` at frame ``t`` into ``frame`` ``(H, W, 3)`` float; returns where."""
+    h, w = frame.shape[:2]
+    (cx, cy), ang, rad = _pose(tr, t, h, w)
+    theta = np.arctan2(outline[:, 1], outline[:, 0])
+    bend = 1 + tr.bend * np.sin(tr.lobes * theta + 0.8 * (t - tr.start) + tr.phase)
+    c, si = math.cos(ang), math.sin(ang)
+    rot = np.array([[c, si], [-si, c]])
+    verts = (outline * bend[:, None]) @ rot * rad + (cx, cy)
+    poly = Image.new("L", (w, h), 0)
+    ImageDraw.Draw(poly).polygon([tuple(v) for v in verts], fill=1)
+    inside = np.asarray(poly, dtype=bool)
+    if not inside.any():
+        return inside
+    # The appearance moves and turns with the object: frame pixels map back into the photo.
+    k_px = tr.look_scale / rad  # photo pixels per frame pixel
+    a, b, d, e = k_px * c, k_px * si, -k_px * si, k_px * c
+    (tcx, tcy) = tr.look_center
+    coeffs = (a, b, tcx - a * cx - b * cy, d, e, tcy - d * cx - e * cy)
+    patch = np.asarray(tr.look.transform((w, h), Image.AFFINE, coeffs, Image.BILINEAR))
+    ys, xs = np.nonzero(inside)
+    # light falls across the object: a linear gradient in the object's own frame
+    u = ((xs - cx) * c + (ys - cy) * si) / rad, (-(xs - cx) * si + (ys - cy) * c) / rad
+    light = 1 + tr.shade[0] * u[0] + tr.shade[1] * u[1]
+    frame[ys, xs] = patch[ys, xs] * light[:, None]
+    return inside
+
+
 def _render_video(
     rng: np.random.Generator, cats: list[Category], n_frames: int, h: int, w: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Frames ``(T, H, W, 3)`` uint8 and id maps ``(T, H, W)`` uint8 (ids 1..K in cats order)."""
-    tracks = _sample_tracks(rng, cats, n_frames, h, w)
+    tracks = [
+        _sample_track(rng, c.shape, n_frames, h, w, late=i > 0 and rng.random() < 0.4)
+        for i, c in enumerate(cats)  # the first object is always there from frame 0
+    ]
     depth = rng.permutation(len(tracks))  # painting order: later ones occlude earlier ones
-    bg_photo = _photo(BACKGROUNDS[int(rng.integers(len(BACKGROUNDS)))])
-    zoom = 1.35  # the background is larger than the frame so the camera can pan over it
+    # Unannotated distractors behind the objects; some wear an object's appearance.
+    distractors = []
+    for _ in range(int(rng.integers(0, 3))):
+        twin = tracks[int(rng.integers(len(tracks)))].look if rng.random() < 0.4 else None
+        shape = SEEN[int(rng.integers(len(SEEN)))].shape
+        distractors.append(_sample_track(rng, shape, n_frames, h, w, late=False, look=twin))
+    zoom = float(rng.uniform(1.2, 1.8))  # the background is larger so the camera can pan
+    bg_photo = _recolour(rng, _photo(PHOTOS[int(rng.integers(len(PHOTOS)))]), rng.uniform(0, 0.4))
     bg = np.asarray(bg_photo.resize((int(w * zoom), int(h * zoom)), Image.BILINEAR))
     pan0 = rng.uniform(0, 1, 2)
     pan1 = np.clip(pan0 + rng.uniform(-0.6, 0.6, 2), 0, 1)
@@ -212,7 +284,8 @@ def _render_video(
         rng.uniform(0.3, 1.2),
         rng.uniform(0, 6),
     )
-    unit = {tr.category.shape: _polygon(tr.category.shape) for tr in tracks}
+    noise = float(rng.uniform(0, 6))  # sensor noise, grey levels
+    outline = {tr.shape: _resample(_polygon(tr.shape)) for tr in tracks + distractors}
 
     frames = np.empty((n_frames, h, w, 3), np.uint8)
     ids = np.zeros((n_frames, h, w), np.uint8)
@@ -220,36 +293,19 @@ def _render_video(
         s = t / max(1, n_frames - 1)
         ox, oy = ((1 - s) * pan0 + s * pan1) * (bg.shape[1] - w, bg.shape[0] - h)
         frame = bg[int(oy) : int(oy) + h, int(ox) : int(ox) + w].astype(np.float32)
+        for tr in distractors:
+            _paint(frame, tr, t, outline[tr.shape])
         for k in depth:
-            tr = tracks[k]
-            if t < tr.start:
-                continue
-            (cx, cy), ang, rad = _pose(tr, t, h, w)
-            c, si = math.cos(ang), math.sin(ang)
-            verts = unit[tr.category.shape] @ np.array([[c, si], [-si, c]]) * rad + (cx, cy)
-            poly = Image.new("L", (w, h), 0)
-            ImageDraw.Draw(poly).polygon([tuple(v) for v in verts], fill=1)
-            inside = np.asarray(poly, dtype=bool)
-            if not inside.any():
-                continue
-            # Texture moves with the object: map frame pixels back into texture coordinates.
-            tex = _texture(tr.category)
-            k_px = (
-                0.45 * min(tex.size) / rad
-            )  # texture pixels per frame pixel: the disc fits inside
-            a, b, d, e = k_px * c, k_px * si, -k_px * si, k_px * c
-            tcx, tcy = tex.size[0] / 2, tex.size[1] / 2
-            coeffs = (a, b, tcx - a * cx - b * cy, d, e, tcy - d * cx - e * cy)
-            patch = np.asarray(tex.transform((w, h), Image.AFFINE, coeffs, Image.BILINEAR))
-            frame[inside] = patch[inside]
-            ids[t][inside] = k + 1
+            if t >= tracks[k].start:
+                ids[t][_paint(frame, tracks[k], t, outline[tracks[k].shape])] = k + 1
         light = 1 + light_amp * math.sin(light_freq * t + light_phase)
-        frames[t] = np.clip(frame * light, 0, 255).astype(np.uint8)
+        frame = frame * light + rng.normal(0, noise, frame.shape).astype(np.float32)
+        frames[t] = np.clip(frame, 0, 255).astype(np.uint8)
     return frames, ids
 
 
 # Bump when the generator's output changes, so cached default datasets are regenerated.
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4
 # The generator's own file at the dataset root: only folders that carry it are ever replaced.
 MARKER = "synth_config.json"
 MAX_ATTEMPTS = 1000  # resamples of one video before giving up (never loop forever)
@@ -259,7 +315,7 @@ MAX_ATTEMPTS = 1000  # resamples of one video before giving up (never loop forev
 class SynthConfig:
     """Everything that determines the dataset's bytes."""
 
-    train_videos: int = 100
+    train_videos: int = 300
     valid_videos: int = 24
     seed: int = 0
     size: tuple[int, int] = (180, 320)  # H, W
@@ -311,21 +367,22 @@ def _video(cfg: SynthConfig, split: str, index: int):
         remap[old + 1] = new
     ids = remap[ids]
     names = [f"{5 * t:05d}" for t in range(cfg.frames)]
+    quality = int(rng.integers(60, 96))  # JPEG artefacts vary per video, as cameras do
     objects = {
         new: ObjectInfo(new, cats[old].name, [names[t] for t in np.flatnonzero(areas[old] > 0)])
         for new, old in enumerate(order, start=1)
     }
-    return name, names, frames, ids, objects
+    return name, names, frames, ids, objects, quality
 
 
 def _write_video(args: tuple[SynthConfig, str, int, Path]) -> tuple[str, dict[int, ObjectInfo]]:
     cfg, split, index, out = args
-    name, names, frames, ids, objects = _video(cfg, split, index)
+    name, names, frames, ids, objects, quality = _video(cfg, split, index)
     for sub in ("JPEGImages", "Annotations") + (("GroundTruth",) if split == "valid" else ()):
         (out / sub / name).mkdir(parents=True, exist_ok=True)
     full = "Annotations" if split == "train" else "GroundTruth"
     for t, fname in enumerate(names):
-        write_image(out / "JPEGImages" / name / f"{fname}.jpg", frames[t])
+        write_image(out / "JPEGImages" / name / f"{fname}.jpg", frames[t], quality)
         write_mask(out / full / name / f"{fname}.png", ids[t])
     if split == "valid":  # valid gives each object's mask only where it first appears
         firsts = {oid: o.frames[0] for oid, o in objects.items()}

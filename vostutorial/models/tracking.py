@@ -47,6 +47,10 @@ class TrackingS2S(S2S):
     """S2S with ``tiny``'s cues; same inputs and outputs as `S2S`."""
 
     join = staticmethod(concat)
+    # Training only: each clip's fed-back masks are dimmed by a random factor in
+    # [1 - fade_feedback, 1], so the network learns to restore a fading object from the
+    # frame instead of letting feedback erase it (the trainer sets it from its config).
+    fade_feedback: float = 0.0
 
     def __init__(self, cfg: ModelConfig):
         super().__init__(cfg)
@@ -171,6 +175,9 @@ class TrackingS2S(S2S):
         k, t = feats.shape[:2]
         skips = [s.view(k, t, *s.shape[1:]) for s in skips]
         prev, out, hs = first_mask, [], []
+        dim = 1.0
+        if self.training and self.fade_feedback > 0:
+            dim = 1 - self.fade_feedback * torch.rand(k, 1, 1, 1, device=feats.device)
         for i in range(t):
             x = self.join([feats[:, i], resize_mask(prev, feats.shape[-2:])])
             state = self.lstm(x, state)
@@ -181,5 +188,5 @@ class TrackingS2S(S2S):
             if m is not None:
                 logits = logits + self.match_logits(m, prev.shape[-2:])
             out.append(logits)
-            prev = torch.sigmoid(logits).detach()
+            prev = torch.sigmoid(logits).detach() * dim
         return torch.stack(out, dim=1), torch.stack(hs, dim=1)
