@@ -7,7 +7,8 @@ better overall.
 
     python benchmarks/bench_online.py [--videos 24] [--settings 50:3e-4: 25:6e-4:encoder]
 
-A setting is ``STEPS:LR:FROZEN`` (FROZEN: comma-separated parts kept fixed, or empty).
+A setting is ``STEPS:LR:FROZEN[:flip]`` (FROZEN: comma-separated parts kept fixed, or empty;
+``flip``: mirrored copies too). ``--checkpoint`` compares another checkpoint.
 """
 
 from __future__ import annotations
@@ -27,15 +28,18 @@ from vostutorial.resources import set_threads
 from vostutorial.shipped import tiny_checkpoint
 
 
-def run(root: Path, videos: list[str], steps: int, lr: float, frozen: tuple, out: Path) -> float:
+def run(
+    root: Path, videos: list[str], steps: int, lr: float, frozen: tuple, flip: bool, out: Path,
+    checkpoint: Path,
+) -> float:  # fmt: skip
     """Predict ``videos`` with online learning into ``out``; returns seconds per video."""
-    ckpt = load_checkpoint(tiny_checkpoint(train_if_missing=False))
+    ckpt = load_checkpoint(checkpoint)
     model, loss = model_from_checkpoint(ckpt), training_loss(ckpt)
     valid = YTVOSSplit(root, "valid")
     t0 = time.perf_counter()
     for video in videos:
         sample = valid.read_video(video)
-        tuned = finetune_online(model, sample, steps, lr=lr, loss=loss, frozen=frozen)
+        tuned = finetune_online(model, sample, steps, lr=lr, loss=loss, frozen=frozen, flip=flip)
         probs = predict_objects(speed_up(tuned), sample)
         labels = merge(probs, sample.first_masks, size=sample.frames.shape[1:3], fast=True)
         write_video_masks(out, video, sample.frame_names, labels)
@@ -46,6 +50,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--videos", type=int, default=24)
     p.add_argument("--settings", nargs="+", default=["50:3e-4:", "25:6e-4:encoder"])
+    p.add_argument("--checkpoint", type=Path, default=None, help="default: the shipped tiny")
     a = p.parse_args()
     set_threads()
     root = ensure_default(progress=False)
@@ -53,10 +58,12 @@ def main() -> None:
     print(f"online learning on {len(videos)} synthetic valid videos, shipped tiny checkpoint")
     with tempfile.TemporaryDirectory() as tmp:
         for setting in a.settings:
-            steps, lr, frozen = setting.split(":")
+            steps, lr, frozen, *extra = setting.split(":")
             frozen = tuple(f for f in frozen.split(",") if f)
+            flip = extra == ["flip"]
             out = Path(tmp) / setting.replace(":", "_").replace(",", "-")
-            sec = run(root, videos, int(steps), float(lr), frozen, out)
+            ckpt = a.checkpoint or tiny_checkpoint(train_if_missing=False)
+            sec = run(root, videos, int(steps), float(lr), frozen, flip, out, ckpt)
             # score only the videos predicted (others would be missing)
             r = evaluate_ytvos(out, root, "valid", allow_missing=True, progress=False)
             rows = [o for o in r["objects"] if o["video"] in set(videos) and o["frames"]]
@@ -70,7 +77,8 @@ def main() -> None:
                 mean(seen, "J") + mean(unseen, "J") + mean(seen, "F") + mean(unseen, "F")
             ) / 4
             print(
-                f"{steps:>3} steps, lr {lr}, frozen {list(frozen) or '-'}: {sec:5.1f} s/video, "
+                f"{steps:>3} steps, lr {lr}, frozen {list(frozen) or '-'}"
+                f"{', flips' if flip else ''}: {sec:5.1f} s/video, "
                 f"overall {overall:.3f} (J seen {mean(seen, 'J'):.3f}, J unseen "
                 f"{mean(unseen, 'J'):.3f}, F seen {mean(seen, 'F'):.3f}, F unseen "
                 f"{mean(unseen, 'F'):.3f})",

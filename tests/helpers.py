@@ -8,16 +8,22 @@ from vostutorial.data import ObjectInfo, first_appearance_masks, write_image, wr
 
 
 def write_split(
-    root: Path, split: str, videos: dict, heldout: bool = False, categories: dict | None = None
+    root: Path,
+    split: str,
+    videos: dict,
+    heldout: bool = False,
+    categories: dict | None = None,
+    step: int = 5,
 ) -> Path:
     """Write ``videos = {name: (frames (T,H,W,3) uint8, ids (T,H,W) uint8)}`` as a split.
 
-    Frames are named 00000, 00005, ...; with ``heldout`` Annotations hold first appearances
-    and GroundTruth every mask. ``categories`` maps object id to category (default "thing").
+    Frames are named 00000, 00005, ... (every ``step``-th original frame); with ``heldout``
+    Annotations hold first appearances and GroundTruth every mask. ``categories`` maps object
+    id to category (default "thing").
     """
     meta = {}
     for name, (frames, ids) in videos.items():
-        names = [f"{5 * t:05d}" for t in range(len(frames))]
+        names = [f"{step * t:05d}" for t in range(len(frames))]
         for sub in ("JPEGImages", "Annotations", "GroundTruth"):
             (root / split / sub / name).mkdir(parents=True, exist_ok=True)
         objects = {}

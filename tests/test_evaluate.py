@@ -239,3 +239,13 @@ def test_davis_real_sequence(tmp_path):
     assert r["J-Decay"] == pytest.approx(statistics(j)[2])
     assert 0.5 < r["J-Mean"] < 1 and r["F-Mean"] > 0.5  # r = 8 px forgives most of a 6-px shift
     assert r["J&F-Mean"] == pytest.approx((j.mean() + f.mean()) / 2)
+
+
+def test_reference_rows_are_attributed_and_their_overall_is_their_mean():
+    from vostutorial.evaluate import REFERENCE_RESULTS, markdown_table
+
+    assert all("[1809.03327]" in name for name in REFERENCE_RESULTS)  # the benchmark paper
+    for name, row in REFERENCE_RESULTS.items():
+        cells = markdown_table({name: row}).splitlines()[-1].split("|")[2:-1]
+        overall, *four = (float(c) for c in cells)
+        assert abs(overall - sum(four) / 4) < 6e-4, name  # rounding of the printed mean only

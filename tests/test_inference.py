@@ -181,6 +181,7 @@ def test_demo_writes_its_report(synth_root, weights, tmp_path, monkeypatch):
     plain = json.loads((out / "metrics_no_online.json").read_text())
     assert plain.keys() == report.keys() and len(plain["objects"]) == len(report["objects"])
     table = (out / "results.md").read_text()
-    assert "S2S tiny + online learning, 2 steps" in table and "S2S paper, with online" in table
+    assert "S2S tiny + online learning, 2 steps" in table
+    assert "S2S, with online learning [1809.03327]" in table
     assert (data / "predictions" / "model-online").is_dir()  # inside the folder named
     assert list(out.glob("overlay_*.png"))

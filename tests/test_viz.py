@@ -58,7 +58,7 @@ def test_viewer_rejects_mismatched_masks():
         VideoViewer(frames, gt=masks[:, :10])
 
 
-def test_plot_training_log_draws_loss_and_validation(tmp_path):
+def test_plot_training_log_draws_loss_lr_and_validation(tmp_path):
     import json
 
     import matplotlib
@@ -67,13 +67,55 @@ def test_plot_training_log_draws_loss_and_validation(tmp_path):
     from vostutorial.viz import plot_training_log
 
     log = tmp_path / "log.jsonl"
-    rows = [{"step": s, "loss": 1.0 / s} for s in range(1, 31)]
+    rows = [{"step": s, "loss": 1.0 / s, "lr": 0.1 * s} for s in range(1, 31)]
     rows[9]["val_J"], rows[29]["val_J"] = 0.2, 0.6
     log.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    loss_ax, val_ax = plot_training_log(log)
+    loss_ax, lr_ax, val_ax = plot_training_log(log)
+    assert list(lr_ax.get_lines()[0].get_ydata()) == [0.1 * s for s in range(1, 31)]
     raw, mean = loss_ax.get_lines()
     assert list(raw.get_ydata()) == [1.0 / s for s in range(1, 31)]
     assert len(mean.get_xdata()) == 30 - 25 + 1  # running mean of 25
     assert mean.get_ydata()[0] == pytest.approx(sum(1.0 / s for s in range(1, 26)) / 25)
     (val,) = val_ax.get_lines()
     assert list(val.get_xdata()) == [10, 30] and list(val.get_ydata()) == [0.2, 0.6]
+
+
+def test_architecture_diagram_is_drawn_from_the_model():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from vostutorial.models import build_model
+    from vostutorial.viz import draw_architecture
+
+    texts = {t.get_text() for t in draw_architecture(build_model("tiny")).texts}
+    assert {"h0, c0: 64x4x7", "3x128x224", "4x128x224", "16x128x224"} <= texts
+    assert {"enc 1", "init 1", "lstm", "up 5", "logits"} <= texts  # every stage has its box
+    narrow = build_model("tiny", hidden=32)  # a config change shows up in the picture
+    assert "h0, c0: 32x4x7" in {t.get_text() for t in draw_architecture(narrow).texts}
+
+
+def test_protocol_timeline_marks_given_scored_and_absent_frames(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from helpers import write_split
+
+    from vostutorial.data import YTVOSSplit
+    from vostutorial.viz import plot_protocol
+
+    frames = np.zeros((4, 8, 8, 3), np.uint8)
+    ids = np.zeros((4, 8, 8), np.uint8)
+    ids[:, :2, :2] = 1  # object 1 on every frame
+    ids[1, 5:, 5:] = 2  # object 2 from frame 1, gone on frame 3
+    ids[2, 5:, 5:] = 2
+    split = YTVOSSplit(write_split(tmp_path, "valid", {"v": (frames, ids)}, heldout=True), "valid")
+    ax = plot_protocol(split, "v")
+    bars = [(round(p.get_y() + p.get_height() / 2), int(p.get_x()), p.get_facecolor()[:3])
+            for p in ax.patches]  # fmt: skip
+    leg = ax.get_legend()
+    colours = {t.get_text(): h.get_facecolor()[:3]
+               for h, t in zip(leg.legend_handles, leg.get_texts(), strict=True)}  # fmt: skip
+    by = {(row, t): c for row, t, c in bars}
+    assert by[(0, 0)] == colours["given"] and by[(0, 3)] == colours["scored, present"]
+    assert (1, 0) not in by and by[(1, 1)] == colours["given"]  # late: nothing before
+    assert by[(1, 3)] == colours["scored, absent"]

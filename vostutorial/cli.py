@@ -162,6 +162,7 @@ def cmd_predict(a: argparse.Namespace) -> int:
         a.device,
         progress=not a.quiet,
         overwrite=a.overwrite,
+        all_frames=a.all_frames,
     )
     print(f"wrote predictions for {a.data}/{a.split} to {out}")
     if a.zip:
@@ -192,7 +193,9 @@ def cmd_train(a: argparse.Namespace) -> int:
 def cmd_convert_davis(a: argparse.Namespace) -> int:
     from .data.convert import davis_to_ytvos
 
-    out = davis_to_ytvos(a.davis, a.out, a.split, a.resolution, a.category, a.heldout)
+    out = davis_to_ytvos(
+        a.davis, a.out, a.split, a.resolution, a.category, a.heldout, progress=not a.quiet
+    )
     print(f"wrote {out}")
     return 0
 
@@ -235,6 +238,7 @@ def convert_parser(sub) -> None:
     p.add_argument("--resolution", default="480p")
     p.add_argument("--category", default="object", help="category given to every object")
     p.add_argument("--heldout", action="store_true", help="first appearances + GroundTruth")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_convert_davis)
     p = kinds.add_parser(
         "heldout",
@@ -357,6 +361,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--merge", default="argmax", choices=["argmax", "threshold", "soft"])
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--zip", action="store_true", help="also write PRED_DIR.zip for the server")
+    p.add_argument(
+        "--all-frames",
+        action="store_true",
+        help="run on every frame of <split>_all_frames, write the stored ones",
+    )
     p.add_argument(
         "--overwrite",
         action="store_true",

@@ -37,7 +37,7 @@ def _plot_loss(log_path: Path, out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3))
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3))
     plot_training_log(log_path, axes)
     fig.tight_layout()
     with atomic_write(out) as f:
@@ -118,9 +118,8 @@ def run_demo(
     write_text(
         out / "results.md",
         "# vostutorial demo\n\nSynthetic YouTube-VOS valid split; the given first frame of each "
-        "object is not scored. Paper and course-project rows are on the real YouTube-VOS.\n\n"
-        + table
-        + "\n",
+        "object is not scored. Rows marked [1809.03327] are published results on the real "
+        "YouTube-VOS 2018 valid (the benchmark paper, arXiv 1809.03327).\n\n" + table + "\n",
     )
     log = ckpt.with_suffix(".log.jsonl")
     if log.exists():

@@ -369,15 +369,23 @@ def write_json(report: dict, path: str | os.PathLike) -> None:
 
 
 # --- reference numbers ----------------------------------------------------------------------
-# S2S on the YouTube-VOS (2018) validation set, as reported by Xu et al. (the YouTube-VOS
-# papers, arXiv 1809.00461 / 1809.03327), and the course project this kit grew out of.
+# YouTube-VOS 2018 validation, J and F on seen and unseen categories, from the benchmark paper
+# (Xu et al., "YouTube-VOS: A Large-Scale Video Object Segmentation Benchmark",
+# arXiv 1809.03327, its results table). The S2S paper (arXiv 1809.00461) reports its own test
+# split instead, so its numbers are not these. Overall is the mean of the four.
 REFERENCE_RESULTS = {
-    "S2S paper, without online learning": {
+    "S2S, without online learning [1809.03327]": {
         "J_seen": 0.667, "J_unseen": 0.482, "F_seen": 0.655, "F_unseen": 0.503},
-    "S2S paper, with online learning": {
+    "S2S, with online learning [1809.03327]": {
         "J_seen": 0.710, "J_unseen": 0.555, "F_seen": 0.700, "F_unseen": 0.612},
-    "seed course project": {
-        "J_seen": 0.466, "J_unseen": 0.208, "F_seen": 0.498, "F_unseen": 0.397, "overall": 0.321},
+    "OSVOS [1809.03327]": {
+        "J_seen": 0.598, "J_unseen": 0.542, "F_seen": 0.605, "F_unseen": 0.607},
+    "MaskTrack [1809.03327]": {
+        "J_seen": 0.599, "J_unseen": 0.450, "F_seen": 0.595, "F_unseen": 0.479},
+    "OnAVOS [1809.03327]": {
+        "J_seen": 0.601, "J_unseen": 0.466, "F_seen": 0.627, "F_unseen": 0.514},
+    "OSMN [1809.03327]": {
+        "J_seen": 0.600, "J_unseen": 0.406, "F_seen": 0.601, "F_unseen": 0.440},
 }  # fmt: skip
 
 

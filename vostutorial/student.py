@@ -1,10 +1,12 @@
 """Student versions of the notebooks: ``make student`` (``vostutorial student``).
 
-In the reference notebooks, a code cell tagged ``solution`` holds an exercise's answer; its
-leading comment lines state the exercise. The student copy (``notebooks/student/``) keeps those
-lines and replaces the code with a ``# TODO`` stub; cells tagged ``check`` (asserts on shapes
-and values) stay as they are, so students know when they got it right. Outputs are cleared.
-CI checks that the copies are in sync and that the reference notebooks pass every check.
+In the reference notebooks, a code cell tagged ``solution`` holds an exercise's answer: its
+leading comment lines state the exercise, then one function is defined. The student copy
+(``notebooks/student/``) keeps the comments and the function's signature and replaces its body
+with a ``# TODO`` stub that raises ``NotImplementedError`` when called; cells tagged ``check``
+(`vostutorial.exercises`) stay as they are and report an unfinished exercise instead of
+stopping *Run All*. Outputs are cleared. CI checks that the copies are in sync and that every
+check passes on the reference, not on the stub, and not on wrong answers kept in the tests.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from pathlib import Path
 
 from .files import write_text
 
-STUB = '# TODO: your code here\nraise NotImplementedError("exercise")'
+STUB = '    # TODO: your code here\n    raise NotImplementedError("exercise")'
 
 
 def student_cell(cell: dict) -> dict:
@@ -24,15 +26,25 @@ def student_cell(cell: dict) -> dict:
     if cell["cell_type"] == "code":
         cell["outputs"], cell["execution_count"] = [], None
         if "solution" in cell.get("metadata", {}).get("tags", []):
-            lines = "".join(cell["source"]).splitlines()
-            text = []
-            for line in lines:
-                if not line.startswith("#"):
-                    break
-                text.append(line)
-            cell["source"] = "\n".join(text + [STUB])
+            cell["source"] = "\n".join(stub_lines("".join(cell["source"])) + [STUB])
             cell["metadata"]["tags"] = ["exercise"]
     return cell
+
+
+def stub_lines(solution: str) -> list[str]:
+    """The lines of a solution cell a student sees: the leading comments and the ``def`` up to
+    the colon that ends its signature (the body goes)."""
+    lines = solution.splitlines()
+    keep = 0
+    while keep < len(lines) and lines[keep].startswith("#"):
+        keep += 1
+    if keep == len(lines) or not lines[keep].startswith("def "):
+        raise ValueError(
+            f"a solution cell must define one function after its comments:\n{solution}"
+        )
+    while not lines[keep].rstrip().endswith(":"):
+        keep += 1
+    return lines[: keep + 1]
 
 
 def student_notebook(reference: dict) -> dict:

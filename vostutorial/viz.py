@@ -59,8 +59,10 @@ def show_strip(
     title: str | None = None,
     ax=None,
     names: Sequence[str] | None = None,
+    legend: dict[int, str] | None = None,
 ):
-    """Plot `overlay_strip` with matplotlib, labelling each frame; returns the axes."""
+    """Plot `overlay_strip` with matplotlib, labelling each frame; ``legend`` maps object ids
+    to labels shown in their palette colours. Returns the axes."""
     import matplotlib.pyplot as plt
 
     strip = overlay_strip(frames, masks, step)
@@ -76,6 +78,43 @@ def show_strip(
     ax.set_yticks([])
     if title:
         ax.set_title(title)
+    if legend:
+        from matplotlib.patches import Patch
+
+        handles = [Patch(color=PALETTE[k] / 255, label=v) for k, v in sorted(legend.items())]
+        ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
+    return ax
+
+
+def plot_protocol(split, video: str, ax=None):
+    """The YouTube-VOS protocol of one video as a timeline per object: the frame its mask is
+    given on, the frames scored after it, and where the object is absent (scored too: an
+    empty prediction is right there). ``split`` is a `data.YTVOSSplit`. Returns the axes."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    info = split.videos[video]
+    names = info.frames
+    if ax is None:
+        ax = plt.subplots(figsize=(11, 0.6 + 0.45 * len(info.objects)))[1]
+    colours = {"given": "C2", "scored, present": "C0", "scored, absent": "0.8"}
+    objects = [obj for _, obj in sorted(info.objects.items())]
+    for row, obj in enumerate(objects):
+        present, t0 = set(obj.frames), names.index(obj.frames[0])
+        for t, name in enumerate(names[t0:], start=t0):
+            seen = "scored, present" if name in present else "scored, absent"
+            kind = "given" if t == t0 else seen
+            ax.barh(row, 1, left=t, color=colours[kind], edgecolor="w")
+    ax.set_yticks(
+        range(len(info.objects)),
+        [f"object {o} ({obj.category})" for o, obj in sorted(info.objects.items())],
+    )
+    step = max(1, len(names) // 10)
+    ax.set_xticks([t + 0.5 for t in range(0, len(names), step)], names[::step], fontsize=8)
+    ax.set(xlim=(0, len(names)), xlabel="frame", title=f"{video}: what is given, what is scored")
+    ax.invert_yaxis()
+    ax.legend(handles=[Patch(color=c, label=k) for k, c in colours.items()], fontsize=8,
+              loc="upper left", bbox_to_anchor=(1.0, 1.0))  # fmt: skip
     return ax
 
 
@@ -194,8 +233,9 @@ def boundary_picture(pred: np.ndarray, gt: np.ndarray, bound_th: float = 0.008) 
 
 
 def plot_training_log(log_path, axes=None, smooth: int = 25):
-    """Loss (per step and a running mean) and validation J of a ``log.jsonl`` written by
-    `vostutorial.train`, on two matplotlib axes (made when not given). Returns the axes."""
+    """Loss (per step and a running mean), learning rate and validation J of a ``log.jsonl``
+    written by `vostutorial.train`, on three matplotlib axes (made when not given). Returns
+    the axes."""
     import json
 
     import matplotlib.pyplot as plt
@@ -204,7 +244,7 @@ def plot_training_log(log_path, axes=None, smooth: int = 25):
     steps = np.array([r["step"] for r in log])
     loss = np.array([r["loss"] for r in log])
     if axes is None:
-        axes = plt.subplots(1, 2, figsize=(11, 3))[1]
+        axes = plt.subplots(1, 3, figsize=(14, 3))[1]
     k = min(smooth, len(loss))
     axes[0].plot(steps, loss, alpha=0.3, label="per step")
     axes[0].plot(
@@ -212,8 +252,95 @@ def plot_training_log(log_path, axes=None, smooth: int = 25):
     )
     axes[0].set(xlabel="step", ylabel="training loss", yscale="log", title="training loss")
     axes[0].legend()
+    axes[1].plot(steps, [r.get("lr", np.nan) for r in log])
+    axes[1].set(xlabel="step", ylabel="learning rate", title="warm-up, then cosine decay")
     val = [(r["step"], r["val_J"]) for r in log if "val_J" in r]
     if val:
-        axes[1].plot(*zip(*val, strict=True), "o-")
-    axes[1].set(xlabel="step", ylabel="J", ylim=(0, 1), title="validation J (held-out videos)")
+        axes[2].plot(*zip(*val, strict=True), "o-")
+    axes[2].set(xlabel="step", ylabel="J", ylim=(0, 1), title="validation J (held-out videos)")
     return axes
+
+
+def plot_j_over_time(curves: dict[str, np.ndarray], names: Sequence[str], ax=None, title=""):
+    """Per-frame J of several methods, ``{label: (T,)}``, over the frame names they score;
+    one line each, with the method's mean in the legend. Returns the axes."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        ax = plt.subplots(figsize=(11, 3))[1]
+    x = np.arange(len(names))
+    for label, j in curves.items():
+        ax.plot(x[-len(j) :], j, label=f"{label} (mean {np.mean(j):.2f})")
+    step = max(1, len(names) // 12)
+    ax.set_xticks(x[::step], [names[i] for i in x[::step]], fontsize=8)
+    ax.set(xlabel="frame", ylabel="J", ylim=(0, 1.02), title=title)
+    ax.legend(fontsize=8)
+    return ax
+
+
+def draw_architecture(model, ax=None):
+    """A block diagram of an S2S model drawn from the model itself: every stage that
+    `models.summary.trace_shapes` sees on a one-object, two-frame pass at the model's input
+    size, with the tensor shape (C x H x W, batch and time left out) on each arrow. The
+    initializer's row feeds the ConvLSTM's first state; with ``skips`` dashed arrows join encoder
+    stages to the decoder stages of the same resolution. Returns the axes."""
+    import matplotlib.pyplot as plt
+    import torch
+
+    from .models.summary import trace_shapes
+
+    h, w = model.cfg.input_size
+    stages = trace_shapes(model.eval(), torch.zeros(1, 2, 3, h, w), torch.zeros(1, 1, h, w))
+    shape = dict(stages) | {"frame 0 + mask": (4, h, w)}
+
+    def label(s: tuple) -> str:
+        return "x".join(map(str, s[-3:]))
+
+    init = ["frame 0 + mask"] + [n for n, _ in stages if n.startswith("initializer")]
+    init += ["init_h (1x1 conv)"]
+    main = ["input frames"] + [n for n, _ in stages if n.startswith("encoder")]
+    main += ["lstm (h per step)"] + [n for n, _ in stages if n.startswith("decoder")]
+    if ax is None:
+        ax = plt.subplots(figsize=(max(12, 1.25 * len(main)), 3.6))[1]
+    xs = {n: i for i, n in enumerate(main)}
+    lstm_x = xs["lstm (h per step)"]
+    for i, n in enumerate(init):  # the initializer's row ends above the ConvLSTM
+        xs[n] = lstm_x - len(init) + i + 0.0
+    rows = {n: (1.0 if n in init else 0.0) for n in xs}
+
+    def box(n: str, colour: str) -> None:
+        title = n.split(" (")[0].replace("encoder stage", "enc").replace("decoder up", "up")
+        title = title.replace("initializer stage", "init").replace("decoder logits", "logits")
+        ax.text(xs[n], rows[n], title.replace("_", " "), ha="center", va="center", fontsize=8,
+                bbox={"boxstyle": "round", "fc": colour, "ec": "0.3"})  # fmt: skip
+
+    def arrow(a: str, b: str, text: str, style: str = "-") -> None:
+        (x0, y0), (x1, y1) = (xs[a], rows[a]), (xs[b], rows[b])
+        ax.annotate("", (x1 - 0.3 * (x1 > x0), y1 - 0.15 * (y1 < y0)), (x0 + 0.3 * (x1 > x0), y0),
+                    arrowprops={"arrowstyle": "->", "ls": style, "color": "0.3"})  # fmt: skip
+        ax.text((x0 + x1) / 2, (y0 + y1) / 2 + 0.12, text, ha="center", fontsize=6.5, color="C3")
+
+    colours = {"input": "w", "frame": "w", "enc": "#cfe3f6", "lstm": "#fde2a6", "dec": "#d5efcf"}
+    for n in main:
+        kind = next((k for k in colours if n.startswith(k)), "dec")
+        box(n, colours[kind])
+    for n in init:
+        box(n, "w" if n == init[0] else "#f4d0e0")
+    for a, b in zip(main, main[1:], strict=False):
+        arrow(a, b, label(shape[a]))
+    for a, b in zip(init, init[1:], strict=False):
+        arrow(a, b, label(shape[a]))
+    arrow(init[-1], "lstm (h per step)", "h0, c0: " + label(shape["init_h (1x1 conv)"]))
+    if model.cfg.skips:  # encoder maps at 1/16 .. 1/2 join the decoder stages of their size
+        enc = [n for n in main if n.startswith("encoder stage")][-2::-1]
+        dec = [n for n in main if n.startswith("decoder up")]
+        for a, b in zip(enc, dec, strict=False):
+            x0, x1 = xs[a], xs[b]
+            ax.annotate("", (x1, -0.15), (x0, -0.15), arrowprops={
+                "arrowstyle": "->", "ls": "--", "color": "C0", "alpha": 0.5,
+                "connectionstyle": "arc3,rad=0.25"})  # fmt: skip
+    ax.set(xlim=(min(xs.values()) - 1.6, max(xs.values()) + 0.8), ylim=(-1.3, 1.5))
+    ax.set_title(f"S2S '{model.cfg.name}' at {h}x{w}: shapes are channels x height x width"
+                 + (" (dashed: skips)" if model.cfg.skips else ""), fontsize=10)  # fmt: skip
+    ax.axis("off")
+    return ax

@@ -23,6 +23,26 @@ from .palette import read_image, write_image, write_mask
 from .ytvos import ObjectInfo, YTVOSSplit, first_appearance_masks, sort_frames, write_meta
 
 
+def _resized(arr: np.ndarray, height: int | None, nearest: bool) -> np.ndarray:
+    """An image or mask resized to ``height`` rows (aspect kept); as is for ``None``."""
+    if height is None or arr.shape[0] == height:
+        return arr
+    w = round(arr.shape[1] * height / arr.shape[0])
+    img = Image.fromarray(arr).resize((w, height), Image.NEAREST if nearest else Image.BILINEAR)
+    return np.asarray(img)
+
+
+def _copy_frame(src: Path, dst: Path, height: int | None, link: bool) -> None:
+    """One JPEG frame: hard-linked, copied, or (with ``height``) resized and re-encoded."""
+    if height is None and link:
+        os.link(src, dst)
+    elif height is None:
+        with open(src, "rb") as f, atomic_write(dst) as g:
+            shutil.copyfileobj(f, g)
+    else:
+        write_image(dst, _resized(read_image(src), height, nearest=False))
+
+
 def _write_video(
     out_split: Path,
     video: str,
@@ -37,25 +57,10 @@ def _write_video(
     """Write one video's frames and masks; ``frame(name)`` gives a path, ``mask(name)`` ids."""
     for sub in ("JPEGImages", "Annotations") + (("GroundTruth",) if heldout else ()):
         (out_split / sub / video).mkdir(parents=True, exist_ok=True)
-
-    def resized(arr: np.ndarray, nearest: bool) -> np.ndarray:
-        if height is None or arr.shape[0] == height:
-            return arr
-        w = round(arr.shape[1] * height / arr.shape[0])
-        img = Image.fromarray(arr).resize((w, height), Image.NEAREST if nearest else Image.BILINEAR)
-        return np.asarray(img)
-
     for name in names:
-        dst = out_split / "JPEGImages" / video / f"{name}.jpg"
-        src = Path(frame(name))
-        if height is None and link:
-            os.link(src, dst)
-        elif height is None:
-            with open(src, "rb") as f, atomic_write(dst) as g:
-                shutil.copyfileobj(f, g)
-        else:
-            write_image(dst, resized(read_image(src), nearest=False))
-    gts = {name: resized(mask(name), nearest=True) for name in names if mask(name) is not None}
+        _copy_frame(Path(frame(name)), out_split / "JPEGImages" / video / f"{name}.jpg", height,
+                    link)  # fmt: skip
+    gts = {n: _resized(mask(n), height, nearest=True) for n in names if mask(n) is not None}
     full = "GroundTruth" if heldout else "Annotations"
     for name, gt in gts.items():
         write_mask(out_split / full / video / f"{name}.png", gt)
@@ -117,6 +122,13 @@ def davis_to_ytvos(
     return out_split
 
 
+def _copy_frames(src: Path, dst: Path, height: int | None, link: bool) -> None:
+    """Every ``*.jpg`` of ``src`` into ``dst`` (resized to ``height`` if given)."""
+    dst.mkdir(parents=True, exist_ok=True)
+    for path in sorted(src.glob("*.jpg")):
+        _copy_frame(path, dst / path.name, height, link)
+
+
 def carve_heldout(
     root: str | os.PathLike,
     out: str | os.PathLike,
@@ -175,6 +187,10 @@ def carve_heldout(
             link,
         )
         metas[split][video] = info.objects
+        every = src.all_frames_dir / video
+        if split == heldout_name and every.is_dir():
+            _copy_frames(every, out / f"{heldout_name}_all_frames" / "JPEGImages" / video,
+                         height, link)  # fmt: skip
     for split, videos in metas.items():
         (out / split).mkdir(parents=True, exist_ok=True)
         write_meta(out / split / "meta.json", videos)

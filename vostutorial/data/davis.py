@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .palette import read_image, read_mask
-from .ytvos import sort_frames
+from .ytvos import VideoSample, sort_frames
 
 
 class DavisSequences:
@@ -63,3 +63,14 @@ class DavisSequences:
                 f"{self.mask_dir / seq}: masks are {masks.shape[1:]} but frames {frames.shape[1:3]}"
             )
         return names, frames, masks
+
+    def read_sample(self, seq: str) -> tuple[VideoSample, np.ndarray]:
+        """A sequence as inference takes it, every object given on the frame where it first
+        appears (DAVIS: frame 0), and its full masks ``(T, H, W)`` for scoring. DAVIS 2017's
+        void label (255) is not an object."""
+        names, frames, masks = self.read_sequence(seq)
+        first = {}
+        for oid in sorted(set(np.unique(masks).tolist()) - {0, 255}):
+            t = int(np.argmax((masks == oid).any(axis=(1, 2))))
+            first[oid] = (t, masks[t] == oid)
+        return VideoSample(seq, names, frames, first, dict.fromkeys(first, "object")), masks

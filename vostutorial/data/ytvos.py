@@ -7,10 +7,14 @@
     <root>/<split>/GroundTruth/<video>/<frame>.png  (held-out splits only) full ground truth
     <root>/<split>/meta.json  {"videos": {video: {"objects": {"1": {"category", "frames"}}}}}
 
+    <root>/<split>_all_frames/JPEGImages/<video>/<frame>.jpg  (optional) every original frame
+
 In ``train`` every stored frame (every 5th original frame) is annotated. In ``valid`` each
 object's mask is given only on the frame where it first appears, so an Annotations PNG holds
 just the objects that start on that frame; local held-out splits keep the full masks in
-``GroundTruth`` for scoring.
+``GroundTruth`` for scoring. The official download also has ``valid_all_frames``: the frames
+between the stored ones, which a model may run on (`YTVOSSplit.read_video_all_frames`) while
+only the stored frames are scored.
 """
 
 from __future__ import annotations
@@ -295,12 +299,40 @@ class YTVOSSplit:
                 f"but it has no file ({len(missing)} such frame(s) in video {video!r})"
             )
 
+    @property
+    def all_frames_dir(self) -> Path:
+        """``<root>/<split>_all_frames/JPEGImages``: every original frame, where downloaded."""
+        return self.root / f"{self.split}_all_frames" / "JPEGImages"
+
     def read_video(self, video: str) -> VideoSample:
         """Everything inference needs for one video (see `VideoSample`)."""
         info = self.videos[video]
         self.require_frames(video)
         frames = np.stack([self.frame(video, f) for f in info.frames])
-        index = {f: i for i, f in enumerate(info.frames)}
+        return self._sample(video, info.frames, frames)
+
+    def read_video_all_frames(self, video: str) -> VideoSample:
+        """Like `read_video`, but with every original frame of ``<split>_all_frames`` (the
+        stored frames among them); the given masks stay those of ``Annotations``."""
+        folder = self.all_frames_dir / video
+        if not folder.is_dir():
+            raise ValueError(
+                f"{folder}: not found; running on all frames needs the {self.split}_all_frames "
+                "download (e.g. valid_all_frames.zip) unpacked beside the split"
+            )
+        names = sort_frames([p.stem for p in folder.glob("*.jpg")], folder)
+        missing = sorted(set(self.videos[video].frames) - set(names), key=frame_key)
+        if missing:
+            raise ValueError(
+                f"{folder}: lacks stored frame {missing[0]}.jpg of {self.dir / 'JPEGImages'}; "
+                "the all-frames folder must hold every stored frame"
+            )
+        frames = np.stack([read_image(folder / f"{n}.jpg") for n in names])
+        return self._sample(video, names, frames)
+
+    def _sample(self, video: str, names: list[str], frames: np.ndarray) -> VideoSample:
+        info = self.videos[video]
+        index = {f: i for i, f in enumerate(names)}
         first: dict[int, tuple[int, np.ndarray]] = {}
         cache: dict[str, np.ndarray] = {}
         for oid, fname in sorted(self.first_appearances(video).items()):
@@ -309,7 +341,7 @@ class YTVOSSplit:
             mask = cache[fname] == oid
             first[oid] = (index[fname], mask)
         categories = {oid: o.category for oid, o in info.objects.items()}
-        return VideoSample(video, list(info.frames), frames, first, categories)
+        return VideoSample(video, list(names), frames, first, categories)
 
 
 @dataclass
