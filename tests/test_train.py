@@ -245,9 +245,7 @@ def test_resume_errors_are_clear(synth_root, tmp_path):
 
 
 def test_torchrun_two_processes_match_one(synth_root, tmp_path):
-    # fade_feedback draws per process, so only without it are two processes one
-    args = ["--steps", "3", "--set", "batch_size=4", "--set", "val_every=1000",
-            "--set", "fade_feedback=0.0"]  # fmt: skip
+    args = ["--steps", "3", "--set", "batch_size=4", "--set", "val_every=1000"]
     r = _train(synth_root, tmp_path / "ddp", *args, torchrun=2)
     _train(synth_root, tmp_path / "one", *args)
     a, b = load_checkpoint(tmp_path / "ddp/last.pt"), load_checkpoint(tmp_path / "one/last.pt")
@@ -274,3 +272,19 @@ def test_validation_j_is_what_evaluate_reports(synth_root, weights, tmp_path):
     report = evaluate_ytvos(pred, synth_root, "valid", workers=1, progress=False)
     scored = [o["J"] for o in report["objects"] if o["frames"]]
     assert val_j == pytest.approx(sum(scored) / len(scored), abs=1e-6)
+
+
+def test_fade_feedback_needs_a_model_with_feedback_and_splits_over_processes():
+    from vostutorial.train import feedback_dims
+
+    with pytest.raises(ValueError, match="fade_feedback must be 0 for 'paper'"):
+        load_config("paper", {"fade_feedback": 0.5})
+    cfg = load_config("tiny")
+    torch.manual_seed(3)
+    whole = feedback_dims(cfg, 8)
+    assert whole.shape == (8, 1, 1, 1) and (whole >= 0.5).all() and (whole <= 1).all()
+    halves = []
+    for rank in (0, 1):  # each process draws the same numbers and keeps its slice
+        torch.manual_seed(3)
+        halves.append(feedback_dims(cfg, 4, rank, 2))
+    assert torch.equal(torch.cat(halves), whole)

@@ -198,7 +198,17 @@ def _batches(loader: DataLoader, ckpt_path: Path, resume: bool):
     return batches
 
 
-def train_step(net, batch: dict, opt, sched, scaler, loss_fn, cfg: TrainConfig, dev) -> tuple:
+def feedback_dims(cfg: TrainConfig, clips: int, rank: int = 0, world: int = 1):
+    """This process's share ``(clips, 1, 1, 1)`` of the fed-back masks' dimming factors, drawn
+    in [1 - fade_feedback, 1] for the whole batch over all processes: each process draws the
+    same numbers (same seed) and keeps its slice, so N processes train exactly like one."""
+    u = torch.rand(world * clips, 1, 1, 1)[rank * clips : (rank + 1) * clips]
+    return 1 - cfg.fade_feedback * u
+
+
+def train_step(
+    net, batch: dict, opt, sched, scaler, loss_fn, cfg: TrainConfig, dev, rank=0, world=1
+) -> tuple:
     """One optimizer step on a batch of clips; returns (loss, learning rate it used).
 
     The first frame's mask is the model's input: frames 1..T-1 are scored, and frame 0 too
@@ -210,7 +220,11 @@ def train_step(net, batch: dict, opt, sched, scaler, loss_fn, cfg: TrainConfig, 
     )
     net.train()
     with torch.autocast(dev.type, enabled=scaler.is_enabled()):
-        logits = net(frames, first)  # (B, T, 1, H, W)
+        if cfg.fade_feedback > 0:  # only `TrackingS2S` with feedback takes it (check_config)
+            dims = feedback_dims(cfg, frames.shape[0], rank, world).to(dev)
+            logits = net(frames, first, feedback_dim=dims)  # (B, T, 1, H, W)
+        else:
+            logits = net(frames, first)
     t0 = 0 if cfg.score_first else 1
     loss = loss_fn(logits[:, t0:].float(), masks[:, t0:])
     opt.zero_grad(set_to_none=True)
@@ -253,7 +267,6 @@ def train(
     # channels-last weights and activations, as the shipped checkpoint was trained
     model = build_model(cfg.model, cfg.pretrained or None, input_size=tuple(cfg.size))
     model = speed_up(model.to(dev))
-    model.fade_feedback = cfg.fade_feedback  # a no-op for models without feedback
     per_clip = check_batch_fits(model, cfg, dev, world)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg))
@@ -280,7 +293,8 @@ def train(
     try:
         for step, batch in enumerate(_batches(loader, ckpt_path, resume), start=start + 1):
             t_data = time.perf_counter()
-            loss, lr = train_step(net, batch, opt, sched, scaler, loss_at(cfg, step), cfg, dev)
+            loss, lr = train_step(net, batch, opt, sched, scaler, loss_at(cfg, step), cfg, dev,
+                                  rank, world)  # fmt: skip
             if world > 1:  # the mean over processes, for the log
                 dist.all_reduce(loss)
                 loss /= world

@@ -105,6 +105,8 @@ def check_config(cfg: TrainConfig, where: str | os.PathLike = "config") -> None:
         raise bad("size", "[H, W], two positive multiples of 32")
     if cfg.model not in CONFIGS:
         raise bad("model", f"one of {sorted(CONFIGS)}")
+    if cfg.fade_feedback > 0 and not CONFIGS[cfg.model].feedback:
+        raise bad("fade_feedback", f"0 for {cfg.model!r}, a model without mask feedback")
     if cfg.loss not in LOSSES:
         raise bad("loss", f"one of {sorted(LOSSES)}")
     kinds = {"split": str, "val_split": str, "pretrained": str, "amp": bool, "score_first": bool}

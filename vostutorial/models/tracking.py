@@ -47,10 +47,6 @@ class TrackingS2S(S2S):
     """S2S with ``tiny``'s cues; same inputs and outputs as `S2S`."""
 
     join = staticmethod(concat)
-    # Training only: each clip's fed-back masks are dimmed by a random factor in
-    # [1 - fade_feedback, 1], so the network learns to restore a fading object from the
-    # frame instead of letting feedback erase it (the trainer sets it from its config).
-    fade_feedback: float = 0.0
 
     def __init__(self, cfg: ModelConfig):
         super().__init__(cfg)
@@ -134,8 +130,15 @@ class TrackingS2S(S2S):
 
     # --- the whole pass -----------------------------------------------------------------------
     def forward(
-        self, frames: Tensor, first_mask: Tensor, return_hidden: bool = False
+        self,
+        frames: Tensor,
+        first_mask: Tensor,
+        return_hidden: bool = False,
+        feedback_dim: Tensor | None = None,
     ) -> Tensor | tuple[Tensor, Tensor]:
+        """As `S2S.forward`; ``feedback_dim`` ``(K, 1, 1, 1)`` (training only) multiplies each
+        object's fed-back masks, so that the network learns to restore a fading object from
+        the frame instead of letting feedback erase it (`train.train_step` draws it)."""
         self.check_inputs(frames, first_mask)
         b, t, _, hgt, wid = frames.shape
         k = first_mask.shape[0]
@@ -146,7 +149,8 @@ class TrackingS2S(S2S):
             skips = [s.repeat(k, 1, 1, 1) for s in skips]
         state = self.initial_state(frames[:, 0].expand(k, *frames.shape[2:]), first_mask)
         if self.cfg.feedback:
-            logits, hs = self.forward_feedback(feats, skips, state, first_mask, match)
+            dim = 1.0 if feedback_dim is None else feedback_dim
+            logits, hs = self.forward_feedback(feats, skips, state, first_mask, match, dim)
         else:
             hs = []
             for i in range(t):
@@ -167,6 +171,7 @@ class TrackingS2S(S2S):
         state: State,
         first_mask: Tensor,
         match: Tensor | None,
+        dim: Tensor | float = 1.0,
     ) -> tuple[Tensor, Tensor]:
         """Frame by frame, each step correcting the mask it predicted for the previous frame.
 
@@ -175,9 +180,6 @@ class TrackingS2S(S2S):
         k, t = feats.shape[:2]
         skips = [s.view(k, t, *s.shape[1:]) for s in skips]
         prev, out, hs = first_mask, [], []
-        dim = 1.0
-        if self.training and self.fade_feedback > 0:
-            dim = 1 - self.fade_feedback * torch.rand(k, 1, 1, 1, device=feats.device)
         for i in range(t):
             x = self.join([feats[:, i], resize_mask(prev, feats.shape[-2:])])
             state = self.lstm(x, state)
