@@ -5,7 +5,7 @@ Everything goes through the kit's own commands, as a student would run them:
 given), ``vostutorial baseline copy-first`` / ``vostutorial predict [--online-steps N]``, and
 ``vostutorial evaluate --davis`` (DAVIS protocol: first and last frame not scored).
 
-    python benchmarks/bench_real.py [DAVIS_ROOT] [--checkpoint PT] [--online-steps 50]
+    python benchmarks/bench_real.py [DAVIS_ROOT] [--checkpoint PT] [--online-steps 25]
 
 DAVIS_ROOT defaults to ``../shared/real-samples/davis2016`` beside the project. Without one
 the script says so and exits 0. The sequences are for evaluation only: nothing here trains on
@@ -21,6 +21,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from vostutorial.demo import ONLINE_STEPS
 
 PROJECT = Path(__file__).resolve().parents[1]
 DEFAULT_ROOT = PROJECT.parent / "shared" / "real-samples" / "davis2016"
@@ -46,7 +48,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("davis", nargs="?", type=Path, default=DEFAULT_ROOT, help="a DAVIS root")
     p.add_argument("--checkpoint", type=Path, default=PROJECT / "checkpoints/tiny-synthetic.pt")
-    p.add_argument("--online-steps", type=int, default=50)
+    p.add_argument("--online-steps", type=int, default=ONLINE_STEPS)
     p.add_argument("--keep", type=Path, help="write predictions here instead of a temp folder")
     p.add_argument("--json", type=Path, help="also write the figures here")
     a = p.parse_args()

@@ -1,0 +1,108 @@
+"""What each of `tiny`'s additions and training levers buys, at a short equal training budget.
+
+Trains `tiny` variants side by side from the same seed on the built-in synthetic data (never on
+real video), each for ``--steps`` steps at batch ``--batch``, then scores each without online
+learning on the synthetic valid split and, when a DAVIS root is there (default
+``../shared/real-samples/davis2016``; evaluation only), on its sequences:
+
+- ``plain``: the paper's network at tiny's widths (no skips, no feedback, no matching);
+- ``+ skips``, ``+ feedback``: the additions one at a time, cumulatively;
+- ``tiny``: all three (the shipped recipe: frame-0 loss, faded feedback);
+- ``tiny, no frame-0 loss, no fade``: the shipped model without the two training levers.
+
+    python benchmarks/bench_ablation.py [--steps 250] [--batch 4] [--json FILE]
+
+A short budget ranks the ideas; it does not reproduce the shipped checkpoint (1600 steps at
+batch 8), so read the columns against each other, not against README's Results.
+``--json`` writes the table (notebook 03 shows ``benchmarks/results/ablation.json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from vostutorial.data import ensure_default
+from vostutorial.data.convert import davis_to_ytvos
+from vostutorial.evaluate import evaluate_davis, evaluate_ytvos
+from vostutorial.inference import predict_split
+from vostutorial.models.config import CONFIGS
+from vostutorial.resources import set_threads
+from vostutorial.train import train
+from vostutorial.train_config import load_config
+
+PROJECT = Path(__file__).resolve().parents[1]
+DAVIS = PROJECT.parent / "shared" / "real-samples" / "davis2016"
+
+# name: (model switches, training overrides)
+VARIANTS: dict[str, tuple[dict, dict]] = {
+    "plain": (dict(skips=False, feedback=False, matching=False), dict(fade_feedback=0.0)),
+    "+ skips": (dict(feedback=False, matching=False), dict(fade_feedback=0.0)),
+    "+ feedback": (dict(matching=False), {}),
+    "tiny": ({}, {}),
+    "tiny, no frame-0 loss, no fade": ({}, dict(score_first=False, fade_feedback=0.0)),
+}
+
+
+def run(name: str, switches: dict, overrides: dict, a, root: Path, work: Path) -> dict:
+    """Train one variant and score it; returns its row."""
+    key = "ablation-" + name.replace(" ", "").replace(",", "-")
+    # registered for this process only, so that `train` builds the variant by name
+    CONFIGS[key] = replace(CONFIGS["tiny"], name=key, **switches)
+    cfg = load_config("tiny", {"model": key, "steps": a.steps, "batch_size": a.batch,
+                               "val_every": a.steps, "val_videos": 1, "ckpt_every": a.steps,
+                               **overrides})  # fmt: skip
+    t0 = time.perf_counter()
+    ckpt = train(cfg, work / key / "run", data=root, progress=False)
+    minutes = (time.perf_counter() - t0) / 60
+    pred = predict_split(root, "valid", ckpt, work / key / "synthetic", progress=False)
+    syn = evaluate_ytvos(pred, root, progress=False)
+    row = {"minutes": round(minutes, 1), "overall": syn["overall"], "J_seen": syn["J_seen"],
+           "J_unseen": syn["J_unseen"]}  # fmt: skip
+    if (a.davis / "JPEGImages").is_dir():
+        real = work / "davis"
+        if not (real / "valid" / "meta.json").exists():
+            davis_to_ytvos(a.davis, real, "valid", heldout=True, progress=False)
+        pred = predict_split(real, "valid", ckpt, work / key / "real", progress=False)
+        row["real_JF"] = evaluate_davis(pred, a.davis, progress=False)["J&F-Mean"]
+    return row
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--steps", type=int, default=250)
+    p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--davis", type=Path, default=DAVIS, help="a DAVIS root (evaluation only)")
+    p.add_argument("--only", nargs="+", choices=list(VARIANTS), help="a subset of the variants")
+    p.add_argument("--json", type=Path, help="also write the table here")
+    a = p.parse_args()
+    set_threads()
+    root = ensure_default(progress=False)
+    if not (a.davis / "JPEGImages").is_dir():
+        print(f"no DAVIS root at {a.davis}: real-video column left out")
+    rows = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in a.only or VARIANTS:
+            rows[name] = run(name, *VARIANTS[name], a, root, Path(tmp))
+            print(name, json.dumps(rows[name]), flush=True)
+    print(f"\n{a.steps} steps at batch {a.batch}, seed 0, scored without online learning")
+    print("| variant | synthetic overall | J_seen | J_unseen | real DAVIS J&F | train min |")
+    print("|---|---|---|---|---|---|")
+    for name, r in rows.items():
+        real = f"{r['real_JF']:.3f}" if "real_JF" in r else "-"
+        print(f"| {name} | {r['overall']:.3f} | {r['J_seen']:.3f} | {r['J_unseen']:.3f} "
+              f"| {real} | {r['minutes']:.1f} |")  # fmt: skip
+    if a.json:
+        a.json.parent.mkdir(parents=True, exist_ok=True)
+        payload = {"steps": a.steps, "batch": a.batch, "rows": rows}
+        a.json.write_text(json.dumps(payload, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
