@@ -119,3 +119,22 @@ def test_protocol_timeline_marks_given_scored_and_absent_frames(tmp_path):
     assert by[(0, 0)] == colours["given"] and by[(0, 3)] == colours["scored, present"]
     assert (1, 0) not in by and by[(1, 1)] == colours["given"]  # late: nothing before
     assert by[(1, 3)] == colours["scored, absent"]
+
+
+def test_j_over_time_aligns_late_curves_to_the_end_and_applies_styles():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from vostutorial.viz import plot_j_over_time
+
+    names = [f"{i:05d}" for i in range(0, 25, 5)]
+    curves = {"early": np.array([0.2, 0.4, 0.6, 0.8]), "late": np.array([0.5, 0.7])}
+    styles = {"late": {"color": "red", "linestyle": "--"}}
+    ax = plot_j_over_time(curves, names, styles=styles)
+    early, late = ax.get_lines()
+    # a curve scores the frames after its given one: the last len(j) frames
+    assert list(early.get_xdata()) == [1, 2, 3, 4] and list(late.get_xdata()) == [3, 4]
+    assert late.get_color() == "red" and late.get_linestyle() == "--"
+    assert early.get_linestyle() == "-"
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["early (mean 0.50)", "late (mean 0.60)"]

@@ -261,20 +261,29 @@ def plot_training_log(log_path, axes=None, smooth: int = 25):
     return axes
 
 
-def plot_j_over_time(curves: dict[str, np.ndarray], names: Sequence[str], ax=None, title=""):
+def plot_j_over_time(
+    curves: dict[str, np.ndarray],
+    names: Sequence[str],
+    ax=None,
+    title="",
+    styles: dict[str, dict] | None = None,
+):
     """Per-frame J of several methods, ``{label: (T,)}``, over the frame names they score;
-    one line each, with the method's mean in the legend. Returns the axes."""
+    one line each, with the method's mean in the legend. ``styles`` maps a label to
+    ``ax.plot`` keywords (e.g. one colour per object, dashed before and solid after).
+    Returns the axes."""
     import matplotlib.pyplot as plt
 
     if ax is None:
         ax = plt.subplots(figsize=(11, 3))[1]
     x = np.arange(len(names))
     for label, j in curves.items():
-        ax.plot(x[-len(j) :], j, label=f"{label} (mean {np.mean(j):.2f})")
+        style = (styles or {}).get(label, {})
+        ax.plot(x[-len(j) :], j, label=f"{label} (mean {np.mean(j):.2f})", **style)
     step = max(1, len(names) // 12)
     ax.set_xticks(x[::step], [names[i] for i in x[::step]], fontsize=8)
     ax.set(xlabel="frame", ylabel="J", ylim=(0, 1.02), title=title)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="lower left", ncol=2 if len(curves) > 4 else 1)
     return ax
 
 
