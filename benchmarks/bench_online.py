@@ -7,9 +7,10 @@ of the whole network on 3-frame clips at lr 3e-4, no flips), at equal or better 
 
     python benchmarks/bench_online.py [--videos 24] [--settings 50:3e-4::3 25:6e-4::flip:2]
 
-A setting is ``STEPS:LR:FROZEN[:flip][:CLIP]`` (FROZEN: comma-separated parts kept fixed, or
-empty; ``flip``: mirrored copies too; CLIP: frames per training clip, default
-`finetune_online`'s). ``--checkpoint`` compares another checkpoint.
+A setting is ``STEPS:LR:FROZEN[:flip][:bf16][:CLIP]`` (FROZEN: comma-separated parts kept
+fixed, or empty; ``flip``: mirrored copies too; ``bf16``: bfloat16 autocast; CLIP: frames per
+training clip, default `finetune_online`'s). The model is tuned channels-last, as `predict`
+tunes it. ``--checkpoint`` compares another checkpoint.
 """
 
 from __future__ import annotations
@@ -33,9 +34,10 @@ def run(
     root: Path, videos: list[str], steps: int, lr: float, frozen: tuple, flip: bool, clip: dict,
     out: Path, checkpoint: Path,
 ) -> float:  # fmt: skip
-    """Predict ``videos`` with online learning into ``out``; returns seconds per video."""
+    """Predict ``videos`` with online learning into ``out``, as `predict` does (the model
+    channels-last, `fast.speed_up`, before it is tuned); returns seconds per video."""
     ckpt = load_checkpoint(checkpoint)
-    model, loss = model_from_checkpoint(ckpt), training_loss(ckpt)
+    model, loss = speed_up(model_from_checkpoint(ckpt)), training_loss(ckpt)
     valid = YTVOSSplit(root, "valid")
     t0 = time.perf_counter()
     for video in videos:
@@ -43,7 +45,7 @@ def run(
         tuned = finetune_online(
             model, sample, steps, lr=lr, loss=loss, frozen=frozen, flip=flip, **clip
         )
-        probs = predict_objects(speed_up(tuned), sample)
+        probs = predict_objects(tuned, sample)
         labels = merge(probs, sample.first_masks, size=sample.frames.shape[1:3], fast=True)
         write_video_masks(out, video, sample.frame_names, labels)
     return (time.perf_counter() - t0) / len(videos)
@@ -66,6 +68,7 @@ def main() -> None:
             flip = "flip" in extra
             lengths = [int(x) for x in extra if x.isdigit()]
             clip = {"clip_len": lengths[-1]} if lengths else {}
+            clip["bf16"] = "bf16" in extra
             out = Path(tmp) / setting.replace(":", "_").replace(",", "-")
             ckpt = a.checkpoint or tiny_checkpoint(train_if_missing=False)
             sec = run(root, videos, int(steps), float(lr), frozen, flip, clip, out, ckpt)
@@ -84,7 +87,8 @@ def main() -> None:
             print(
                 f"{steps:>3} steps, lr {lr}, frozen {list(frozen) or '-'}"
                 f"{', flips' if flip else ''}"
-                f"{''.join(f', {n}-frame clips' for n in clip.values())}: {sec:5.1f} s/video, "
+                f"{''.join(f', {n}-frame clips' for k, n in clip.items() if k == 'clip_len')}"
+                f"{', bf16' if clip['bf16'] else ''}: {sec:5.1f} s/video, "
                 f"overall {overall:.3f} (J seen {mean(seen, 'J'):.3f}, J unseen "
                 f"{mean(unseen, 'J'):.3f}, F seen {mean(seen, 'F'):.3f}, F unseen "
                 f"{mean(unseen, 'F'):.3f})",

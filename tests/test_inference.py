@@ -127,6 +127,12 @@ def test_online_learning_fits_the_given_mask_and_leaves_the_model_alone(synth_ro
     tuned = finetune_online(model, sample, steps=30, lr=1e-3)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert fit(tuned) > fit(model) + 0.2
+    # in bfloat16 autocast: float32 weights, other numbers, the same lesson learnt
+    tuned16 = finetune_online(model, sample, steps=30, lr=1e-3, bf16=True)
+    assert all(p.dtype == torch.float32 for p in tuned16.parameters())
+    pairs = zip(tuned.parameters(), tuned16.parameters(), strict=True)
+    assert any(not torch.equal(a, b) for a, b in pairs)
+    assert fit(tuned16) > fit(model) + 0.2
 
 
 def _cli(*args):
