@@ -31,7 +31,7 @@ from vostutorial.shipped import tiny_checkpoint
 
 
 def run(
-    root: Path, videos: list[str], steps: int, lr: float, frozen: tuple, flip: bool, clip: dict,
+    root: Path, videos: list[str], steps: int, lr: float, frozen: tuple, flip: bool, options: dict,
     out: Path, checkpoint: Path,
 ) -> float:  # fmt: skip
     """Predict ``videos`` with online learning into ``out``, as `predict` does (the model
@@ -43,7 +43,7 @@ def run(
     for video in videos:
         sample = valid.read_video(video)
         tuned = finetune_online(
-            model, sample, steps, lr=lr, loss=loss, frozen=frozen, flip=flip, **clip
+            model, sample, steps, lr=lr, loss=loss, frozen=frozen, flip=flip, **options
         )
         probs = predict_objects(tuned, sample)
         labels = merge(probs, sample.first_masks, size=sample.frames.shape[1:3], fast=True)
@@ -67,11 +67,11 @@ def main() -> None:
             frozen = tuple(f for f in frozen.split(",") if f)
             flip = "flip" in extra
             lengths = [int(x) for x in extra if x.isdigit()]
-            clip = {"clip_len": lengths[-1]} if lengths else {}
-            clip["bf16"] = "bf16" in extra
+            # finetune_online keywords beyond the positional ones
+            options = {"bf16": "bf16" in extra} | ({"clip_len": lengths[-1]} if lengths else {})
             out = Path(tmp) / setting.replace(":", "_").replace(",", "-")
             ckpt = a.checkpoint or tiny_checkpoint(train_if_missing=False)
-            sec = run(root, videos, int(steps), float(lr), frozen, flip, clip, out, ckpt)
+            sec = run(root, videos, int(steps), float(lr), frozen, flip, options, out, ckpt)
             # score only the videos predicted (others would be missing)
             r = evaluate_ytvos(out, root, "valid", allow_missing=True, progress=False)
             rows = [o for o in r["objects"] if o["video"] in set(videos) and o["frames"]]
@@ -87,8 +87,8 @@ def main() -> None:
             print(
                 f"{steps:>3} steps, lr {lr}, frozen {list(frozen) or '-'}"
                 f"{', flips' if flip else ''}"
-                f"{''.join(f', {n}-frame clips' for k, n in clip.items() if k == 'clip_len')}"
-                f"{', bf16' if clip['bf16'] else ''}: {sec:5.1f} s/video, "
+                f"{f', {lengths[-1]}-frame clips' if lengths else ''}"
+                f"{', bf16' if options['bf16'] else ''}: {sec:5.1f} s/video, "
                 f"overall {overall:.3f} (J seen {mean(seen, 'J'):.3f}, J unseen "
                 f"{mean(unseen, 'J'):.3f}, F seen {mean(seen, 'F'):.3f}, F unseen "
                 f"{mean(unseen, 'F'):.3f})",

@@ -31,7 +31,9 @@ from .predictions import (
 from .resources import require_device
 
 
-def _to_tensor(frames: np.ndarray, size: tuple[int, int], device) -> torch.Tensor:
+def frames_to_tensor(
+    frames: np.ndarray, size: tuple[int, int], device: str | torch.device = "cpu"
+) -> torch.Tensor:
     """``(T, H, W, 3)`` uint8 -> ``(1, T, 3, h, w)`` float in [0, 1] at the model's size.
 
     Resized as uint8, as the training clips are (`data.clips`): the same pixels the model
@@ -57,7 +59,7 @@ def predict_objects(
     """
     model.eval()
     size = size or model.cfg.input_size
-    frames = _to_tensor(sample.frames, size, device)
+    frames = frames_to_tensor(sample.frames, size, device)
     out: dict[int, np.ndarray] = {}
     by_start: dict[int, list[int]] = {}
     for oid, (t0, _) in sample.first_masks.items():
@@ -160,10 +162,10 @@ def finetune_online(
     the model was trained with (`checkpoint.training_loss`). The parts named in ``frozen``
     (e.g. ``("encoder",)``) keep their weights and get no gradients: faster steps, at a cost
     in gain that ``benchmarks/bench_online.py`` measures. ``flip`` also mirrors each copy
-    left-right half the time, as the paper's augmentation does. ``bf16`` runs the forward pass in
-    bfloat16 autocast (weights, loss and Adam stay float32): on a CPU with AMX a step is 1.8x
-    faster, but on 8 synthetic valid videos it gained a little less (benchmarks/bench_online.py,
-    README), so it is off by default. ``model`` itself is
+    left-right half the time, as the paper's augmentation does. ``bf16`` runs the forward pass
+    in bfloat16 autocast (weights, loss and Adam stay float32): on a CPU with AMX a step is
+    1.8x faster, but on 8 synthetic valid videos it gained a little less
+    (benchmarks/bench_online.py, README), so it is off by default. ``model`` itself is
     unchanged. All objects of the video are tuned together, as one batch."""
     size = size or model.cfg.input_size
     tuned = copy.deepcopy(model).to(device).train()
@@ -175,7 +177,7 @@ def finetune_online(
         jitter = v2.Compose([v2.RandomHorizontalFlip(), jitter])
     items = []
     for t0, mask in sample.first_masks.values():
-        frame = _to_tensor(sample.frames[t0 : t0 + 1], size, "cpu")[0, 0]
+        frame = frames_to_tensor(sample.frames[t0 : t0 + 1], size)[0, 0]
         m = F.interpolate(torch.from_numpy(mask)[None, None].float(), size=size, mode="nearest")[0]
         items.append((frame, m))
     g = torch.Generator().manual_seed(seed)
