@@ -63,6 +63,17 @@ def require_device(device) -> None:
         raise ValueError("--device cuda: torch sees no CUDA GPU on this machine; use --device cpu")
 
 
+def native_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AMX or AVX512-BF16), where a bf16
+    convolution is faster than a float32 one; elsewhere it is emulated, and slower."""
+    import torch
+
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a private probe: absent from some builds
+        return False
+
+
 # --- memory ---------------------------------------------------------------------------------
 def _rss() -> int:
     """Resident memory of this process in bytes (Linux ``/proc``; 0 elsewhere)."""

@@ -45,7 +45,7 @@ from .inference import merge, predict_objects
 from .losses import LOSSES
 from .models import S2S, build_model
 from .preflight import check_batch_fits, check_data, check_run_folder
-from .resources import gib, require_device, usable_cpus
+from .resources import gib, native_bf16, require_device, usable_cpus
 from .train_config import TrainConfig, check_config
 
 
@@ -143,7 +143,8 @@ def _resume(path: Path, cfg: TrainConfig, model: S2S, opt, sched, scaler) -> int
     """Load a run's checkpoint into the training objects; returns its step. Only ``steps``
     may differ from the settings it was trained with."""
     ckpt = load_checkpoint(path)
-    saved = {k: v for k, v in ckpt["train_config"].items() if k != "steps"}
+    saved = {"bf16": False}  # runs from before the setting trained in float32
+    saved |= {k: v for k, v in ckpt["train_config"].items() if k != "steps"}
     now = asdict(cfg)
     changed = {
         k: (v, now.get(k)) for k, v in saved.items() if json.dumps(v) != json.dumps(now.get(k))
@@ -206,6 +207,14 @@ def feedback_dims(cfg: TrainConfig, clips: int, rank: int = 0, world: int = 1):
     return 1 - cfg.fade_feedback * u
 
 
+def mixed_precision(cfg: TrainConfig, dev: torch.device) -> torch.autocast:
+    """The forward pass's number format: float16 on CUDA with ``amp`` (its loss is scaled by
+    the `GradScaler`), bfloat16 on CPU with ``bf16``; weights, loss and Adam stay float32."""
+    if dev.type == "cuda":
+        return torch.autocast("cuda", enabled=cfg.amp)
+    return torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.bf16)
+
+
 def train_step(
     net, batch: dict, opt, sched, scaler, loss_fn, cfg: TrainConfig, dev, rank=0, world=1
 ) -> tuple:
@@ -219,7 +228,7 @@ def train_step(
         batch[k].to(dev, non_blocking=True) for k in ("frames", "first_mask", "masks")
     )
     net.train()
-    with torch.autocast(dev.type, enabled=scaler.is_enabled()):
+    with mixed_precision(cfg, dev):
         if cfg.fade_feedback > 0:  # only `TrackingS2S` with feedback takes it (check_config)
             dims = feedback_dims(cfg, frames.shape[0], rank, world).to(dev)
             logits = net(frames, first, feedback_dim=dims)  # (B, T, 1, H, W)
@@ -283,6 +292,9 @@ def train(
     say(("resuming " + str(ckpt_path) + f" at step {start}\n" if resume else "")
         + "config: " + json.dumps(asdict(cfg)))  # fmt: skip
     say(f"memory: about {gib(per_clip)} per clip in a training step on {dev.type}")
+    if cfg.bf16 and dev.type == "cpu" and not native_bf16():
+        say("bf16: this CPU has no native bfloat16 (AMX / AVX512-BF16), steps run slower than "
+            "in float32; --set bf16=false trains faster (other numbers than the shipped run)")
     if val is None:
         say(f"no {root / cfg.val_split}: training without validation")
     net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model

@@ -44,6 +44,7 @@ class TrainConfig:
     workers: int
     seed: int
     amp: bool
+    bf16: bool
     pretrained: str
 
 
@@ -109,7 +110,8 @@ def check_config(cfg: TrainConfig, where: str | os.PathLike = "config") -> None:
         raise bad("fade_feedback", f"0 for {cfg.model!r}, a model without mask feedback")
     if cfg.loss not in LOSSES:
         raise bad("loss", f"one of {sorted(LOSSES)}")
-    kinds = {"split": str, "val_split": str, "pretrained": str, "amp": bool, "score_first": bool}
+    kinds = {"split": str, "val_split": str, "pretrained": str, "amp": bool, "bf16": bool,
+             "score_first": bool}  # fmt: skip
     for key, kind in kinds.items():
         if not isinstance(getattr(cfg, key), kind):
             raise bad(key, "a string" if kind is str else "true or false")
