@@ -12,7 +12,7 @@ from .data.clips import ClipDataset
 from .data.ytvos import YTVOSSplit
 from .files import is_empty_dir
 from .losses import LOSSES
-from .resources import available_memory, gib, peak_memory
+from .resources import available_memory, gib, native_bf16, peak_memory
 from .train_config import TrainConfig
 
 RUN_FILES = ("last.pt", "log.jsonl", "config.json")  # what marks a folder as a run of ours
@@ -86,3 +86,12 @@ def check_batch_fits(model, cfg: TrainConfig, dev: torch.device, world: int) -> 
         f"{h}x{w} on {dev.type}), but {gib(avail)} is available; the largest batch that fits is "
         + (f"--set batch_size={fits}" if fits else "none: use --set size=[...] smaller frames")
     )
+
+
+def warn_slow_bf16(cfg: TrainConfig, dev: torch.device, say=print) -> None:
+    """Say so when ``bf16`` would emulate bfloat16 on this CPU, slower than float32."""
+    if cfg.bf16 and dev.type == "cpu" and not native_bf16():
+        say(
+            "bf16: this CPU has no native bfloat16 (AMX / AVX512-BF16), so steps run slower than "
+            "in float32; --set bf16=false trains faster (other numbers than the shipped run)"
+        )

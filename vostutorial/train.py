@@ -44,8 +44,8 @@ from .files import require_writable_dir, write_json, write_text
 from .inference import merge, predict_objects
 from .losses import LOSSES
 from .models import S2S, build_model
-from .preflight import check_batch_fits, check_data, check_run_folder
-from .resources import gib, native_bf16, require_device, usable_cpus
+from .preflight import check_batch_fits, check_data, check_run_folder, warn_slow_bf16
+from .resources import gib, require_device, usable_cpus
 from .train_config import TrainConfig, check_config
 
 
@@ -292,9 +292,7 @@ def train(
     say(("resuming " + str(ckpt_path) + f" at step {start}\n" if resume else "")
         + "config: " + json.dumps(asdict(cfg)))  # fmt: skip
     say(f"memory: about {gib(per_clip)} per clip in a training step on {dev.type}")
-    if cfg.bf16 and dev.type == "cpu" and not native_bf16():
-        say("bf16: this CPU has no native bfloat16 (AMX / AVX512-BF16), steps run slower than "
-            "in float32; --set bf16=false trains faster (other numbers than the shipped run)")
+    warn_slow_bf16(cfg, dev, say)
     if val is None:
         say(f"no {root / cfg.val_split}: training without validation")
     net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
