@@ -5,7 +5,7 @@ Predicts the synthetic valid split (``data/synthetic``, generated if missing) wi
 speed): at least 2x fewer seconds per video than the first online learning of the kit (50 steps
 of the whole network on 3-frame clips at lr 3e-4, no flips), at equal or better overall.
 
-    python benchmarks/bench_online.py [--videos 24] [--settings 50:3e-4::3 25:6e-4::flip:2]
+    python benchmarks/bench_online.py [--videos 24] [--settings 50:3e-4::3 30:6e-4::2]
 
 A setting is ``STEPS:LR:FROZEN[:flip][:bf16][:CLIP]`` (FROZEN: comma-separated parts kept
 fixed, or empty; ``flip``: mirrored copies too; ``bf16``: bfloat16 autocast; CLIP: frames per
@@ -54,7 +54,7 @@ def run(
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--videos", type=int, default=24)
-    p.add_argument("--settings", nargs="+", default=["50:3e-4::3", "25:6e-4::flip:2"])
+    p.add_argument("--settings", nargs="+", default=["50:3e-4::3", "30:6e-4::2", "30:6e-4::bf16:2"])
     p.add_argument("--checkpoint", type=Path, default=None, help="default: the shipped tiny")
     a = p.parse_args()
     set_threads()

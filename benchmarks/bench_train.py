@@ -1,22 +1,42 @@
-"""Training throughput: frames/s for ``tiny`` and ``paper`` on CPU (and CUDA where present),
-peak memory, and the share of step time spent waiting for data (it must stay small: the
-loader, 2 workers, keeps ahead of the model).
+"""Training throughput: seconds per step of `train.train_step` (what ``vostutorial train``
+runs: channels-last model, the configured loss, feedback fade and gradient clipping) in
+float32 and in the config's mixed precision, side by side on the same batches, with the share
+of step time spent waiting for the loader (2 workers) and peak memory.
 
     python benchmarks/bench_train.py [--steps 12] [--configs tiny paper]
+
+On CPU the mixed precision is ``bf16`` (bfloat16 autocast; fast where the CPU has AMX or
+AVX512-BF16), on CUDA ``amp`` (float16). The two variants alternate step by step, so a busy
+moment of the machine slows both alike; each starts from the same weights.
 """
 
 import argparse
 import resource
+import statistics
 import time
+from dataclasses import replace
 
 import torch
 from torch.utils.data import DataLoader
 
 from vostutorial.data import ClipDataset, YTVOSSplit, ensure_default
 from vostutorial.data.sampler import SeededClips, StepSampler, collate_clips
-from vostutorial.losses import balanced_bce
+from vostutorial.fast import speed_up
+from vostutorial.losses import LOSSES
 from vostutorial.models import build_model
+from vostutorial.resources import native_bf16
+from vostutorial.train import lr_factor, train_step
 from vostutorial.train_config import load_config
+
+
+def trainer(cfg, device: str):
+    """A model, optimizer, scheduler and scaler as `train.train` makes them."""
+    torch.manual_seed(cfg.seed)
+    model = speed_up(build_model(cfg.model, input_size=tuple(cfg.size)).to(device))
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg))
+    scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp and device == "cuda")
+    return model, opt, sched, scaler
 
 
 def bench(name: str, device: str, steps: int, batch: int | None) -> None:
@@ -24,6 +44,12 @@ def bench(name: str, device: str, steps: int, batch: int | None) -> None:
     batch = batch or (
         cfg.batch_size if device == "cuda" else min(cfg.batch_size, 8 if name == "tiny" else 1)
     )
+    mixed = {"amp": True} if device == "cuda" else {"bf16": True}
+    plain = {"amp": False} if device == "cuda" else {"bf16": False}
+    variants = {
+        "float32": replace(cfg, batch_size=batch, **plain),
+        "amp float16" if device == "cuda" else "bf16": replace(cfg, batch_size=batch, **mixed),
+    }
     root = ensure_default(progress=False)
     clips = ClipDataset(YTVOSSplit(root, "train"), cfg.clip_len, tuple(cfg.size), cfg.max_skip)
     loader = DataLoader(
@@ -32,42 +58,44 @@ def bench(name: str, device: str, steps: int, batch: int | None) -> None:
         collate_fn=collate_clips,
         num_workers=2,
     )
-    torch.manual_seed(0)
-    model = build_model(cfg.model).to(device).train()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
-    wait = busy = 0.0
-    frames = 0
-    it = iter(loader)
-    for i in range(steps + 1):
-        t0 = time.perf_counter()
-        b = next(it)
-        t1 = time.perf_counter()
-        with torch.autocast(device, enabled=device == "cuda"):
-            logits = model(b["frames"].to(device), b["first_mask"].to(device))
-        loss = balanced_bce(logits[:, 1:].float(), b["masks"][:, 1:].to(device))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        if device == "cuda":
-            torch.cuda.synchronize()
-        t2 = time.perf_counter()
-        if i:  # the first step pays for worker start-up and kernel selection
-            wait, busy, frames = (
-                wait + t1 - t0,
-                busy + t2 - t1,
-                frames + b["frames"].shape[:2].numel(),
-            )
+    dev = torch.device(device)
+    state = {v: trainer(c, device) for v, c in variants.items()}
+    times: dict[str, list[float]] = {v: [] for v in variants}
+    wait, frames = 0.0, 0
+    t_prev = time.perf_counter()
+    for i, b in enumerate(loader):
+        wait += time.perf_counter() - t_prev if i else 0.0
+        for v, c in variants.items():
+            model, opt, sched, scaler = state[v]
+            t0 = time.perf_counter()
+            train_step(model, b, opt, sched, scaler, LOSSES[c.loss], c, dev)
+            if device == "cuda":
+                torch.cuda.synchronize()
+            if i:  # the first step pays for worker start-up and kernel selection
+                times[v].append(time.perf_counter() - t0)
+        frames += b["frames"].shape[:2].numel() if i else 0
+        t_prev = time.perf_counter()
     peak = (
         torch.cuda.max_memory_allocated() / 2**20
         if device == "cuda"
         else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     )
-    total = wait + busy
     h, w = cfg.size
+    busy = sum(sum(t) for t in times.values())
     print(
-        f"{name:6} {device:4} batch {batch:2} x {cfg.clip_len} frames at {h}x{w}: "
-        f"{frames / total:6.1f} frames/s, data wait {wait / total:5.1%} of step time, "
-        f"peak memory {peak:,.0f} MiB"
+        f"{name:6} {device:4} batch {batch:2} x {cfg.clip_len} frames at {h}x{w}, {steps} steps "
+        f"each; data wait {wait / (wait + busy):5.1%} of step time; peak memory {peak:,.0f} MiB"
+    )
+    for v, t in times.items():
+        print(
+            f"  {v:11} {min(t):5.2f} s/step min, {statistics.median(t):5.2f} median, "
+            f"{frames / sum(t):6.1f} frames/s"
+        )
+    (a, ta), (m, tm) = times.items()
+    print(
+        f"  {m} over {a}: {min(ta) / min(tm):.2f}x (min), "
+        f"{statistics.median(ta) / statistics.median(tm):.2f}x (median)"
+        + ("" if device == "cuda" or native_bf16() else "  [this CPU emulates bfloat16]")
     )
 
 
@@ -78,14 +106,11 @@ def main() -> None:
     p.add_argument("--configs", nargs="+", default=["tiny", "paper"])
     p.add_argument("--batch", type=int, default=None)
     a = p.parse_args()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     for device in ["cpu"] + (["cuda"] if torch.cuda.is_available() else []):
         for name in a.configs:
-            bench(
-                name,
-                device,
-                a.paper_steps if name == "paper" and device == "cpu" else a.steps,
-                a.batch,
-            )
+            steps = a.paper_steps if name == "paper" and device == "cpu" else a.steps
+            bench(name, device, steps, a.batch)
 
 
 if __name__ == "__main__":

@@ -399,7 +399,8 @@ def test_cuda_without_a_gpu(synth_root, weights, tmp_path, capsys):
 @pytest.mark.parametrize(
     "setting, key",
     [("lr=\"fast\"", "lr"), ("batch_size=0", "batch_size"), ("size=[64]", "size"),
-     ("workers=1.5", "workers"), ("loss=\"l2\"", "loss"), ("amp=3", "amp"), ("nokey", "nokey")],
+     ("workers=1.5", "workers"), ("loss=\"l2\"", "loss"), ("amp=3", "amp"),
+     ("bf16=\"yes\"", "bf16"), ("nokey", "nokey")],
 )  # fmt: skip
 def test_set_values_are_checked_and_name_the_key(setting, key, synth_root, tmp_path, capsys):
     err = _refused(capsys, "train", "--data", synth_root, "--out", tmp_path / "r",

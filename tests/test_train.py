@@ -325,3 +325,17 @@ def test_bf16_runs_the_forward_pass_in_bfloat16_and_old_runs_resume_in_float32(t
     assert _resume(tmp_path / "last.pt", old, model, opt, sched, scaler) == 3
     with pytest.raises(ValueError, match=r"other settings \{'bf16': \(False, True\)\}"):
         _resume(tmp_path / "last.pt", cfg, model, opt, sched, scaler)
+
+
+def test_bf16_on_a_cpu_without_native_bfloat16_says_how_to_train_in_float32(monkeypatch):
+    from vostutorial import preflight
+
+    said = []
+    cfg, cpu = load_config("tiny"), torch.device("cpu")
+    monkeypatch.setattr(preflight, "native_bf16", lambda: False)
+    preflight.warn_slow_bf16(cfg, cpu, said.append)
+    preflight.warn_slow_bf16(replace(cfg, bf16=False), cpu, said.append)
+    assert len(said) == 1 and "--set bf16=false" in said[0]
+    monkeypatch.setattr(preflight, "native_bf16", lambda: True)
+    preflight.warn_slow_bf16(cfg, cpu, said.append)
+    assert len(said) == 1

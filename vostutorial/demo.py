@@ -28,9 +28,9 @@ from .viz import overlay_strip, plot_training_log
 
 # Fine-tuning steps per video for the demo's online-learning run (the paper's OL): on the
 # synthetic valid split this is what lifts unseen categories (README, Results, has the numbers).
-# 25 steps of `finetune_online`'s defaults gain as much as the kit's first 50 steps, in less
+# 30 steps of `finetune_online`'s defaults gain as much as the kit's first 50 steps, in less
 # than half the time (README, Speed: benchmarks/bench_online.py).
-ONLINE_STEPS = 25
+ONLINE_STEPS = 30
 
 
 def _plot_loss(log_path: Path, out: Path) -> None:
