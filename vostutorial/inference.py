@@ -162,11 +162,12 @@ def finetune_online(
     the model was trained with (`checkpoint.training_loss`). The parts named in ``frozen``
     (e.g. ``("encoder",)``) keep their weights and get no gradients: faster steps, at a cost
     in gain that ``benchmarks/bench_online.py`` measures. ``flip`` also mirrors each copy
-    left-right half the time, as the paper's augmentation does. ``bf16`` runs the forward pass
-    in bfloat16 autocast (weights, loss and Adam stay float32): on a CPU with AMX a step is
-    1.8x faster, but on 8 synthetic valid videos it gained a little less
-    (benchmarks/bench_online.py, README), so it is off by default. ``model`` itself is
-    unchanged. All objects of the video are tuned together, as one batch."""
+    left-right half the time, as the paper's augmentation does (with the shipped checkpoint it
+    gains less: off by default). ``bf16`` runs the forward pass in bfloat16 autocast (weights,
+    loss and Adam stay float32): on a CPU with AMX a video is tuned 1.4x faster for the same
+    gain (benchmarks/bench_online.py, README), but it is off by default, because labels would
+    then depend on the CPU, and CPUs without native bfloat16 run it slower. ``model`` itself
+    is unchanged. All objects of the video are tuned together, as one batch."""
     size = size or model.cfg.input_size
     tuned = copy.deepcopy(model).to(device).train()
     for name in frozen:
