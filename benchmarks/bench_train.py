@@ -21,22 +21,10 @@ from torch.utils.data import DataLoader
 
 from vostutorial.data import ClipDataset, YTVOSSplit, ensure_default
 from vostutorial.data.sampler import SeededClips, StepSampler, collate_clips
-from vostutorial.fast import speed_up
 from vostutorial.losses import LOSSES
-from vostutorial.models import build_model
 from vostutorial.resources import native_bf16
-from vostutorial.train import lr_factor, train_step
+from vostutorial.train import make_trainer, train_step
 from vostutorial.train_config import load_config
-
-
-def trainer(cfg, device: str):
-    """A model, optimizer, scheduler and scaler as `train.train` makes them."""
-    torch.manual_seed(cfg.seed)
-    model = speed_up(build_model(cfg.model, input_size=tuple(cfg.size)).to(device))
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg))
-    scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp and device == "cuda")
-    return model, opt, sched, scaler
 
 
 def bench(name: str, device: str, steps: int, batch: int | None) -> None:
@@ -59,7 +47,10 @@ def bench(name: str, device: str, steps: int, batch: int | None) -> None:
         num_workers=2,
     )
     dev = torch.device(device)
-    state = {v: trainer(c, device) for v, c in variants.items()}
+    state = {}
+    for v, c in variants.items():  # each variant starts from the same weights
+        torch.manual_seed(c.seed)
+        state[v] = make_trainer(c, dev)
     times: dict[str, list[float]] = {v: [] for v in variants}
     wait, frames = 0.0, 0
     t_prev = time.perf_counter()

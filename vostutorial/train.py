@@ -247,6 +247,19 @@ def train_step(
     return loss.detach(), lr
 
 
+def make_trainer(cfg: TrainConfig, dev: torch.device) -> tuple:
+    """The model (from torch's current RNG state), Adam, the learning-rate schedule and the
+    loss scaler (on only for ``amp`` on CUDA) that `train` steps with `train_step`."""
+    # the model remembers the size it is trained at, and inference runs it there;
+    # channels-last weights and activations, as the shipped checkpoint was trained
+    model = build_model(cfg.model, cfg.pretrained or None, input_size=tuple(cfg.size))
+    model = speed_up(model.to(dev))
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg))
+    scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp and dev.type == "cuda")
+    return model, opt, sched, scaler
+
+
 def train(
     cfg: TrainConfig,
     out: str | os.PathLike,
@@ -272,14 +285,8 @@ def train(
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
-    # the model remembers the size it is trained at, and inference runs it there;
-    # channels-last weights and activations, as the shipped checkpoint was trained
-    model = build_model(cfg.model, cfg.pretrained or None, input_size=tuple(cfg.size))
-    model = speed_up(model.to(dev))
+    model, opt, sched, scaler = make_trainer(cfg, dev)
     per_clip = check_batch_fits(model, cfg, dev, world)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg))
-    scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp and dev.type == "cuda")
     ckpt_path, log_path = out / "last.pt", out / "log.jsonl"
     start = _resume(ckpt_path, cfg, model, opt, sched, scaler) if resume else 0
     if main:
