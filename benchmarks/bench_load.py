@@ -22,8 +22,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from vostutorial.paths import SHIPPED_CHECKPOINT as CHECKPOINT
+
 PROJECT = Path(__file__).resolve().parents[1]
-CHECKPOINT = PROJECT / "checkpoints" / "tiny-synthetic.pt"
 
 # Importing torch before the kit's command line runs keeps torch's own OpenMP settings (the
 # kit chooses passive waiting only where torch is not loaded yet).

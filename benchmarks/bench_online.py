@@ -1,7 +1,7 @@
 """Online learning: seconds per video and the gain it buys, settings side by side in one run.
 
 Predicts the synthetic valid split (``data/synthetic``, generated if missing) with the shipped
-``tiny`` checkpoint, once per setting, and scores each run as ``make demo`` does. Goal (issue:
+checkpoint, once per setting, and scores each run as ``make demo`` does. Goal (issue:
 speed): at least 2x fewer seconds per video than the first online learning of the kit (50 steps
 of the whole network on 3-frame clips at lr 3e-4, no flips), at equal or better overall.
 
@@ -27,7 +27,7 @@ from vostutorial.fast import speed_up
 from vostutorial.inference import finetune_online, merge, predict_objects
 from vostutorial.predictions import write_video_masks
 from vostutorial.resources import set_threads
-from vostutorial.shipped import tiny_checkpoint
+from vostutorial.shipped import shipped_checkpoint
 
 
 def run(
@@ -55,7 +55,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--videos", type=int, default=24)
     p.add_argument("--settings", nargs="+", default=["50:3e-4::3", "30:6e-4::2", "30:6e-4::bf16:2"])
-    p.add_argument("--checkpoint", type=Path, default=None, help="default: the shipped tiny")
+    p.add_argument("--checkpoint", type=Path, default=None, help="default: the shipped model")
     a = p.parse_args()
     set_threads()
     root = ensure_default(progress=False)
@@ -70,7 +70,7 @@ def main() -> None:
             # finetune_online keywords beyond the positional ones
             options = {"bf16": "bf16" in extra} | ({"clip_len": lengths[-1]} if lengths else {})
             out = Path(tmp) / setting.replace(":", "_").replace(",", "-")
-            ckpt = a.checkpoint or tiny_checkpoint(train_if_missing=False)
+            ckpt = a.checkpoint or shipped_checkpoint(train_if_missing=False)
             sec = run(root, videos, int(steps), float(lr), frozen, flip, options, out, ckpt)
             # score only the videos predicted (others would be missing)
             r = evaluate_ytvos(out, root, "valid", allow_missing=True, progress=False)

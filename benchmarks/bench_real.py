@@ -1,8 +1,10 @@
-"""Real video: copy-first, the model without and with online learning, on a DAVIS root.
+"""Real video: copy-first, training-free label propagation, the model without and with online
+learning, on a DAVIS root.
 
 Everything goes through the kit's own commands, as a student would run them:
 ``vostutorial convert davis --heldout`` (DAVIS into the YouTube-VOS layout, first masks
-given), ``vostutorial baseline copy-first`` / ``vostutorial predict [--online-steps N]``, and
+given), ``vostutorial baseline copy-first|label-propagation`` / ``vostutorial predict
+[--online-steps N]``, and
 ``vostutorial evaluate --davis`` (DAVIS protocol: first and last frame not scored).
 
     python benchmarks/bench_real.py [DAVIS_ROOT] [--checkpoint PT] [--online-steps 25]
@@ -23,6 +25,7 @@ import time
 from pathlib import Path
 
 from vostutorial.demo import ONLINE_STEPS
+from vostutorial.paths import SHIPPED_CHECKPOINT
 
 PROJECT = Path(__file__).resolve().parents[1]
 DEFAULT_ROOT = PROJECT.parent / "shared" / "real-samples" / "davis2016"
@@ -47,7 +50,7 @@ def score(davis: Path, pred: Path, out: Path) -> dict:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("davis", nargs="?", type=Path, default=DEFAULT_ROOT, help="a DAVIS root")
-    p.add_argument("--checkpoint", type=Path, default=PROJECT / "checkpoints/tiny-synthetic.pt")
+    p.add_argument("--checkpoint", type=Path, default=SHIPPED_CHECKPOINT)
     p.add_argument("--online-steps", type=int, default=ONLINE_STEPS)
     p.add_argument("--keep", type=Path, help="write predictions here instead of a temp folder")
     p.add_argument("--json", type=Path, help="also write the figures here")
@@ -65,6 +68,7 @@ def main() -> int:
         n_videos, n_frames = len(videos), sum(len(list(d.glob("*.jpg"))) for d in videos)
         runs = {
             "copy first mask": ["baseline", "copy-first"],
+            "label propagation (training-free)": ["baseline", "label-propagation"],
             "model, no online learning": ["predict", "--checkpoint", str(a.checkpoint)],
             f"model + {a.online_steps} online steps": [
                 "predict", "--checkpoint", str(a.checkpoint),

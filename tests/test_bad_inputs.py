@@ -500,7 +500,7 @@ def test_demo_writes_only_inside_the_folders_it_was_given(synth_root, weights, t
 
     data = tmp_path / "data"
     shutil.copytree(synth_root, data)
-    monkeypatch.setattr(demo, "tiny_checkpoint", lambda progress=True: weights)
+    monkeypatch.setattr(demo, "shipped_checkpoint", lambda progress=True: weights)
     monkeypatch.setattr(demo, "ensure_default", lambda d, *a, **k: Path(d))
     demo.run_demo(data, tmp_path / "report", progress=False, online_steps=0)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "report"]

@@ -80,18 +80,18 @@ def test_missing_davis_folder_is_clear(tmp_path):
 
 @needs_real
 def test_shipped_model_keeps_the_car_of_car_shadow():
-    """The collapse guard (issue: real video): without online learning, the shipped ``tiny``
-    must keep the given object on the real frames right after the given one, where the old
+    """The collapse guard (issue: real video): without online learning, the shipped model
+    must keep the given object on the real frames right after the given one, where an old
     model erased it at once (J 0.002 over the sequence)."""
     from vostutorial.checkpoint import load_checkpoint, model_from_checkpoint
     from vostutorial.inference import merge, predict_objects
     from vostutorial.metrics import jaccard
-    from vostutorial.shipped import tiny_checkpoint
+    from vostutorial.shipped import shipped_checkpoint
 
     sample, masks = DavisSequences(DAVIS16).read_sample("car-shadow")
     assert list(sample.first_masks) == [1] and sample.first_masks[1][0] == 0
     sample.frames = sample.frames[:8]
-    model = model_from_checkpoint(load_checkpoint(tiny_checkpoint(train_if_missing=False)))
+    model = model_from_checkpoint(load_checkpoint(shipped_checkpoint(train_if_missing=False)))
     labels = merge(predict_objects(model, sample), sample.first_masks)
     j = [float(jaccard(labels[t] == 1, masks[t] == 1)) for t in range(1, 8)]
     assert np.mean(j) >= 0.5, f"J on frames 1-7 of car-shadow: {np.round(j, 3).tolist()}"

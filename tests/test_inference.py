@@ -175,7 +175,7 @@ def test_predict_cli_writes_the_submission_layout_and_resumes(synth_root, weight
 def test_demo_writes_its_report(synth_root, weights, tmp_path, monkeypatch):
     import vostutorial.demo as demo
 
-    monkeypatch.setattr(demo, "tiny_checkpoint", lambda progress=True: weights)
+    monkeypatch.setattr(demo, "shipped_checkpoint", lambda progress=True: weights)
     data = tmp_path / "data" / "synthetic"
     import shutil
 

@@ -296,7 +296,7 @@ def test_bf16_runs_the_forward_pass_in_bfloat16_and_old_runs_resume_in_float32(t
     from vostutorial.train import _resume, _save, mixed_precision
 
     cpu = torch.device("cpu")
-    cfg = load_config("tiny", {"size": [64, 96]})
+    cfg = load_config("tiny", {"size": [64, 96], "bf16": True})
     conv = torch.nn.Conv2d(3, 4, 3)
     x = torch.rand(1, 3, 8, 8)
     for bf16, dtype in ((True, torch.bfloat16), (False, torch.float32)):
@@ -327,11 +327,16 @@ def test_bf16_runs_the_forward_pass_in_bfloat16_and_old_runs_resume_in_float32(t
         _resume(tmp_path / "last.pt", cfg, model, opt, sched, scaler)
 
 
+def test_the_pretrained_recipes_train_in_float32_on_any_cpu():
+    # bfloat16 is several times slower per step on CPUs without AMX / AVX512-BF16
+    assert not any(load_config(name).bf16 for name in ("s2s-vgg16", "paper"))
+
+
 def test_bf16_on_a_cpu_without_native_bfloat16_says_how_to_train_in_float32(monkeypatch):
     from vostutorial import preflight
 
     said = []
-    cfg, cpu = load_config("tiny"), torch.device("cpu")
+    cfg, cpu = load_config("tiny", {"bf16": True}), torch.device("cpu")
     monkeypatch.setattr(preflight, "native_bf16", lambda: False)
     preflight.warn_slow_bf16(cfg, cpu, said.append)
     preflight.warn_slow_bf16(replace(cfg, bf16=False), cpu, said.append)

@@ -47,15 +47,25 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     return ckpt
 
 
+def model_state(model: S2S) -> dict:
+    """What a checkpoint stores of ``model``: its state dict, less a frozen pretrained trunk
+    (that comes from its source, named with its SHA-256 in ``model.pretrained_from``)."""
+    state = model.state_dict()
+    if model.cfg.frozen_trunk:
+        state = {k: v for k, v in state.items() if not k.startswith("encoder.")}
+    return state
+
+
 def export_model(
     model: S2S, path: str | os.PathLike, info: dict | None = None, half: bool = True
 ) -> None:
     """Write just the weights (float16 by default: half the size) and the model config."""
     state = {
         k: (v.half() if half and v.is_floating_point() else v).contiguous()
-        for k, v in model.state_dict().items()
+        for k, v in model_state(model).items()
     }
-    save_atomic({"model": state, "model_config": asdict(model.cfg), "info": info or {}}, path)
+    saved = {"model": state, "model_config": asdict(model.cfg), "info": info or {}}
+    save_atomic(saved | {"trunk": model.pretrained_from}, path)
 
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> S2S:
@@ -75,15 +85,24 @@ def model_from_checkpoint(
         cfg = ModelConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items()})
     except TypeError as exc:
         raise ValueError(f"{path}: its model_config is not one this kit knows ({exc})") from None
-    model = build_model(cfg)
+    trunk = (ckpt.get("trunk") or {}) if cfg.frozen_trunk else {}  # else the file has it all
+    model = build_model(cfg, trunk.get("source"))
+    now = model.pretrained_from.get("sha256", "")
+    if trunk and now != trunk["sha256"]:
+        raise ValueError(
+            f"{path}: trained on the VGG16 of {trunk['source']!r} with SHA-256 "
+            f"{trunk['sha256'][:12]}..., but that source now has {now[:12]}...; "
+            "install the weights it was trained with"
+        )
     load_weights(model, ckpt["model"], path)
     return model.to(device).eval()
 
 
 def load_weights(model: S2S, state: dict, path: str | os.PathLike = "checkpoint") -> None:
     """``model.load_state_dict(state)`` (float16 exports widened), or a one-line ValueError
-    naming ``path`` and the first missing, extra or wrongly shaped tensor."""
-    own = model.state_dict()
+    naming ``path`` and the first missing, extra or wrongly shaped tensor. A frozen trunk is
+    not in ``state``: it keeps the pretrained weights `build_model` gave it."""
+    own = model_state(model)
     missing = sorted(set(own) - set(state))
     extra = sorted(set(state) - set(own))
     shaped = [k for k in own if k in state and own[k].shape != state[k].shape]
@@ -97,7 +116,8 @@ def load_weights(model: S2S, state: dict, path: str | os.PathLike = "checkpoint"
             f"{path}: its weights do not fit its model_config ({len(missing)} missing, "
             f"{len(extra)} unexpected, {len(shaped)} of another shape; first: {first})"
         )
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+    model.load_state_dict(state, strict=not model.cfg.frozen_trunk)
 
 
 def training_loss(ckpt: dict) -> str:

@@ -7,6 +7,8 @@ import os
 import sys
 from pathlib import Path
 
+from .paths import SHIPPED_CHECKPOINT
+
 
 def _size(text: str) -> tuple[int, int]:
     try:
@@ -140,10 +142,10 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
 
 
 def cmd_baseline(a: argparse.Namespace) -> int:
-    from .predictions import baseline_copy_first
+    from .predictions import baseline_predictions
 
-    baseline_copy_first(a.data, a.split, a.out, progress=not a.quiet, overwrite=a.overwrite)
-    print(f"wrote copy-first predictions for {a.data}/{a.split} to {a.out}")
+    baseline_predictions(a.data, a.split, a.out, a.method, not a.quiet, a.overwrite)
+    print(f"wrote {a.method} predictions for {a.data}/{a.split} to {a.out}")
     return 0
 
 
@@ -314,7 +316,8 @@ def build_parser() -> argparse.ArgumentParser:
     convert_parser(sub)
 
     p = sub.add_parser("baseline", help="write a baseline's predictions")
-    p.add_argument("method", choices=["copy-first"])
+    p.add_argument("method", choices=["copy-first", "label-propagation"],
+                   help="label-propagation: training-free, on a pretrained VGG16")
     p.add_argument("--data", required=True, type=Path)
     p.add_argument("--split", default="valid")
     p.add_argument("--out", required=True, type=Path)
@@ -323,7 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_baseline)
 
     p = sub.add_parser("train", help="train the S2S model")
-    p.add_argument("--config", default="tiny", help="tiny, paper, or a .toml file")
+    p.add_argument("--config", default="tiny", help="tiny, paper, s2s-vgg16, or a .toml file")
     p.add_argument(
         "--data", type=Path, default=None, help="dataset root (default: built-in synthetic)"
     )
@@ -355,7 +358,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="segment every object of every video of a split")
     p.add_argument("--data", required=True, type=Path)
     p.add_argument("--split", default="valid")
-    p.add_argument("--checkpoint", required=True, type=Path, help="training checkpoint or export")
+    p.add_argument(
+        "--checkpoint",
+        type=Path,
+        default=SHIPPED_CHECKPOINT,
+        help="training checkpoint or export (default: the shipped model)",
+    )
     p.add_argument("--out", required=True, type=Path, help="PRED_DIR (submission layout)")
     p.add_argument("--online-steps", type=count, default=0, help="online learning steps per video")
     p.add_argument("--merge", default="argmax", choices=["argmax", "threshold", "soft"])
@@ -380,7 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_student)
 
     p = sub.add_parser("model-summary", help="parameters and multiply-adds of a model config")
-    p.add_argument("--config", default="tiny", help="paper or tiny")
+    p.add_argument("--config", default="tiny", help="tiny, paper or s2s-vgg16")
     p.set_defaults(func=cmd_model_summary)
 
     p = sub.add_parser("demo", help="the main job on the built-in synthetic dataset")

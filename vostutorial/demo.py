@@ -1,6 +1,6 @@
 """``make demo``: the kit's main job, end to end on the built-in synthetic dataset.
 
-Generate (or reuse) the data, load the reproducible ``tiny`` checkpoint (training it when
+Generate (or reuse) the data, load the reproducible shipped checkpoint (training it when
 missing), predict every valid video, without and then with online learning, score the
 predictions and the copy-first baseline, and write a small report to ``results/demo/``:
 ``metrics.json`` (the evaluate JSON of the final, online-learning predictions; the others
@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .checkpoint import load_checkpoint
 from .data.check import check_split
 from .data.synthetic import SynthConfig, ensure_default
 from .data.ytvos import YTVOSSplit
@@ -23,7 +24,7 @@ from .files import atomic_write, require_writable_dir, write_text
 from .inference import predict_split
 from .paths import RESULTS
 from .predictions import baseline_copy_first, predictions_dir, read_video_masks
-from .shipped import tiny_checkpoint
+from .shipped import shipped_checkpoint
 from .viz import overlay_strip, plot_training_log
 
 # Fine-tuning steps per video for the demo's online-learning run (the paper's OL): on the
@@ -92,11 +93,12 @@ def run_demo(
             f"  {split}: {s['videos']} videos, {s['objects']} objects, {s['frames']} frames, "
             f"categories {cats}" + (f", unseen {unseen}" if unseen else "")
         )
-    ckpt = tiny_checkpoint(progress=progress)
+    ckpt = shipped_checkpoint(progress=progress)
     print(f"model: {ckpt}")
-    runs = [("S2S tiny (synthetic valid)", "model", 0)]
+    model = "S2S " + load_checkpoint(ckpt)["model_config"]["name"]
+    runs = [(f"{model} (synthetic valid)", "model", 0)]
     if online_steps:
-        name = f"S2S tiny + online learning, {online_steps} steps (synthetic valid)"
+        name = f"{model} + online learning, {online_steps} steps (synthetic valid)"
         runs.append((name, "model-online", online_steps))
     reports = {}
     for i, (name, method, steps) in enumerate(runs):

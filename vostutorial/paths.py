@@ -25,7 +25,9 @@ def _home() -> Path:
 
 
 HOME = _home()  # the checkout, or the cache folder
-TINY_CHECKPOINT = HOME / "checkpoints" / "tiny-synthetic.pt"
+# The shipped model: `make train-tiny` trains it (configs/tiny.toml), `shipped` finds it.
+SHIPPED_CHECKPOINT = HOME / "checkpoints" / "tiny-synthetic.pt"
+WEIGHTS_CACHE = HOME / "weights"  # pretrained VGG16 converted once (models.pretrained)
 RUNS = HOME / "runs"
 RESULTS = HOME / "results"
 

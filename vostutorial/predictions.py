@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -19,7 +19,14 @@ from tqdm.auto import tqdm
 
 from .data.palette import read_mask, write_mask
 from .data.ytvos import VideoSample, YTVOSSplit
-from .files import check_name, is_empty_dir, require_writable_dir, write_json, write_text
+from .files import (
+    check_name,
+    file_sha256,
+    is_empty_dir,
+    require_writable_dir,
+    write_json,
+    write_text,
+)
 
 MARKER = ".vostutorial-predictions.json"  # what produced the folder (`open_predictions`)
 LOCK = ".lock"  # held while a run writes into the folder
@@ -29,15 +36,6 @@ def predictions_dir(root: str | os.PathLike, method: str) -> Path:
     """Where the demo and the notebooks keep a method's predictions for dataset ``root``:
     ``<root>/predictions/<method>``, inside the dataset folder the user named."""
     return Path(root) / "predictions" / method
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """The SHA-256 of a file's bytes (which checkpoint produced a set of predictions)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _tag(producer: dict) -> str:
@@ -166,6 +164,42 @@ def split_identity(ds: YTVOSSplit) -> dict:
     return {"split": ds.split, "meta_sha256": file_sha256(ds.dir / "meta.json")}
 
 
+BASELINES = ("copy-first", "label-propagation")
+
+
+def _baseline(method: str) -> Callable[[VideoSample], np.ndarray]:
+    """The function ``sample -> (T, H, W) ids`` of a baseline in `BASELINES`."""
+    if method == "copy-first":
+        return copy_first
+    if method == "label-propagation":
+        from .propagation import feature_extractor, propagate_labels  # loads torch and VGG16
+
+        trunk = feature_extractor("hed")
+        return lambda sample: propagate_labels(trunk, sample.frames, sample.first_masks)
+    raise ValueError(f"unknown baseline {method!r}; choose from {list(BASELINES)}")
+
+
+def baseline_predictions(
+    root: str | os.PathLike,
+    split: str,
+    pred_dir: str | os.PathLike,
+    method: str = "copy-first",
+    progress: bool = True,
+    overwrite: bool = False,
+) -> Path:
+    """Write a baseline's predictions for every video of a split: ``copy-first`` (`copy_first`)
+    or ``label-propagation`` (`propagation.propagate_labels`, training-free, on HED's VGG16)."""
+    predict = _baseline(method)
+    ds = YTVOSSplit(root, split)
+    producer = {"method": method, **split_identity(ds)}
+    with open_predictions(pred_dir, producer, overwrite) as tag:
+        todo = [v for v in ds.videos if overwrite or not video_done(pred_dir, v, tag)]
+        for video in tqdm(todo, desc=method, unit="video", disable=not progress):
+            sample = ds.read_video(video)
+            write_video_masks(pred_dir, video, sample.frame_names, predict(sample), tag)
+    return Path(pred_dir)
+
+
 def baseline_copy_first(
     root: str | os.PathLike,
     split: str,
@@ -174,11 +208,4 @@ def baseline_copy_first(
     overwrite: bool = False,
 ) -> Path:
     """Write the copy-first baseline's predictions for every video of a split."""
-    ds = YTVOSSplit(root, split)
-    producer = {"method": "copy-first", **split_identity(ds)}
-    with open_predictions(pred_dir, producer, overwrite) as tag:
-        todo = [v for v in ds.videos if overwrite or not video_done(pred_dir, v, tag)]
-        for video in tqdm(todo, desc="copy-first", unit="video", disable=not progress):
-            sample = ds.read_video(video)
-            write_video_masks(pred_dir, video, sample.frame_names, copy_first(sample), tag)
-    return Path(pred_dir)
+    return baseline_predictions(root, split, pred_dir, "copy-first", progress, overwrite)

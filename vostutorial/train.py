@@ -32,6 +32,7 @@ from .checkpoint import (
     load_checkpoint,
     load_weights,
     model_from_checkpoint,
+    model_state,
     save_atomic,
 )
 from .data.clips import ClipDataset
@@ -163,7 +164,8 @@ def _resume(path: Path, cfg: TrainConfig, model: S2S, opt, sched, scaler) -> int
 
 def _save(path: Path, cfg: TrainConfig, model: S2S, opt, sched, scaler, step: int) -> None:
     state = {
-        "model": model.state_dict(),
+        "model": model_state(model),
+        "trunk": model.pretrained_from,
         "optimizer": opt.state_dict(),
         "scheduler": sched.state_dict(),
         "scaler": scaler.state_dict(),
@@ -254,7 +256,8 @@ def make_trainer(cfg: TrainConfig, dev: torch.device) -> tuple:
     # channels-last weights and activations, as the shipped checkpoint was trained
     model = build_model(cfg.model, cfg.pretrained or None, input_size=tuple(cfg.size))
     model = speed_up(model.to(dev))
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    learnt = [p for p in model.parameters() if p.requires_grad]  # not a frozen trunk
+    opt = torch.optim.Adam(learnt, lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg))
     scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp and dev.type == "cuda")
     return model, opt, sched, scaler

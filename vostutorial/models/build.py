@@ -1,14 +1,14 @@
-"""Building a model from the registry or a config, and loading ImageNet weights into it."""
+"""Building a model from the registry or a config, with pretrained VGG16 weights in it."""
 
 from __future__ import annotations
 
 import os
 from dataclasses import replace
-from pathlib import Path
 
 import torch
 
 from .config import CONFIGS, ModelConfig
+from .pretrained import check_vgg16_widths, pretrained_state
 from .s2s import S2S
 from .tracking import TrackingS2S
 
@@ -16,12 +16,15 @@ from .tracking import TrackingS2S
 def build_model(
     config: str | ModelConfig = "tiny", pretrained: str | os.PathLike | None = None, **overrides
 ) -> S2S:
-    """A model from the registry (``"paper"``, ``"tiny"``) or a `ModelConfig`: an `S2S` when
-    the config has none of ``tiny``'s tracking cues, else a `TrackingS2S`.
+    """A model from the registry (``"s2s-vgg16"``, ``"paper"``, ``"tiny"``) or a
+    `ModelConfig`: an `S2S` when the config has none of ``tiny``'s tracking cues, else a
+    `TrackingS2S`.
 
-    ``pretrained`` is a local file of torchvision VGG16 ImageNet weights (``vgg16-*.pth``, a
-    state dict of the whole VGG16 or of its ``features``); it initialises the encoder and the
-    initializer (whose mask channel starts at zero). Nothing is ever downloaded.
+    ``pretrained`` is a VGG16 source (`models.pretrained_vgg16`: ``"hed"``, ``"imagenet"`` or
+    a local ``vgg16-*.pth``); it initialises the encoder and the initializer. A config with a
+    frozen trunk always has one (``"hed"`` unless told): random features are never used in
+    silence. The source's name and SHA-256 are kept as ``model.pretrained_from`` (checkpoints store
+    them, never the trunk's weights).
     """
     if isinstance(config, str):
         if config not in CONFIGS:
@@ -29,38 +32,26 @@ def build_model(
         config = CONFIGS[config]
     config = replace(config, **overrides) if overrides else config
     model = TrackingS2S(config) if config.tracks else S2S(config)
-    if pretrained is not None:
+    model.pretrained_from = {}
+    if config.frozen_trunk and not pretrained:
+        pretrained = "hed"
+    if pretrained:
         load_vgg16_weights(model, pretrained)
     return model
 
 
-def load_vgg16_weights(model: S2S, path: str | os.PathLike) -> None:
-    """Copy ImageNet VGG16 conv weights from a local file into encoder and initializer."""
-    path = Path(path)
-    if not model.cfg.is_vgg16:
-        raise ValueError(
-            f"{path}: VGG16 weights need VGG16 widths; config {model.cfg.name!r} "
-            "has its own (use --config paper)"
-        )
-    if not path.exists():
-        raise ValueError(
-            f"{path}: pretrained weights file not found (download torchvision's "
-            "vgg16 ImageNet weights yourself and point to the file)"
-        )
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many kinds here; all mean "not a weights file"
-        raise ValueError(f"{path}: not a readable torch state dict ({exc})") from None
-    state = {
-        k.removeprefix("features."): v
-        for k, v in state.items()
-        if k.startswith("features.") or k[0].isdigit()
-    }
+def load_vgg16_weights(model: S2S, source: str | os.PathLike) -> None:
+    """Copy pretrained VGG16 conv weights into the encoder and, where the initializer is a
+    VGG16 of its own (the paper's), into it too: its fourth input channel, the mask, starts
+    at zero, so that at step 0 it sees the frame exactly as ImageNet's VGG16 does and learns
+    how much the mask should change that."""
+    check_vgg16_widths(model.cfg.widths, model.cfg.convs, model.cfg.name)
+    state, digest = pretrained_state(source)
     own = model.encoder.state_dict()
-    if set(own) - set(state):
-        raise ValueError(f"{path}: missing VGG16 conv weights {sorted(set(own) - set(state))[:4]}")
     model.encoder.load_state_dict({k: state[k] for k in own})
-    init = {k: state[k].clone() for k in own}
-    w = init["0.weight"]  # (64, 3, 3, 3) -> (64, 4, 3, 3): the mask channel starts at zero
-    init["0.weight"] = torch.cat([w, torch.zeros_like(w[:, :1])], dim=1)
-    model.initializer.load_state_dict(init)
+    if not model.cfg.frozen_trunk:
+        init = {k: state[k].clone() for k in own}
+        w = init["0.weight"]  # (64, 3, 3, 3) -> (64, 4, 3, 3)
+        init["0.weight"] = torch.cat([w, torch.zeros_like(w[:, :1])], dim=1)
+        model.initializer.load_state_dict(init)
+    model.pretrained_from = {"source": str(source), "sha256": digest}

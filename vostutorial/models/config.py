@@ -31,12 +31,19 @@ class ModelConfig:
     feedback: bool = False  # mask feedback: each frame sees the previous frame's mask
     matching: bool = False  # matching to the first frame (needs skips)
     match_dim: int = 32  # channels of the matching embedding
+    # A frozen pretrained trunk: the encoder is VGG16's first ``len(widths)`` stages with
+    # pretrained weights (`models.pretrained`), never trained; the initializer reads the
+    # trunk's features of the first frame beside its mask instead of running a second VGG16.
+    frozen_trunk: bool = False
 
     def __post_init__(self) -> None:
         if self.matching and not self.skips:
             raise ValueError("matching needs skips=True (it matches the 1/8 encoder features)")
         if len(self.decoder) != len(self.widths):
             raise ValueError("the decoder needs one upsampling stage per encoder stage")
+        n = len(self.widths)
+        if self.frozen_trunk and (self.widths != VGG16_WIDTHS[:n] or self.convs != VGG16_CONVS[:n]):
+            raise ValueError("frozen_trunk needs VGG16's widths and convolutions (or a prefix)")
 
     @property
     def is_vgg16(self) -> bool:
@@ -50,6 +57,22 @@ class ModelConfig:
 
 CONFIGS: dict[str, ModelConfig] = {
     "paper": ModelConfig("paper", (256, 448)),
+    # The paper's data flow and tiny's cues on a frozen pretrained VGG16 (four stages, to
+    # conv4_3). Not shipped: its first full-length CPU recipe scored below tiny
+    # (benchmarks/results/s2s-vgg16-trial.json).
+    "s2s-vgg16": ModelConfig(
+        "s2s-vgg16",
+        (128, 224),
+        widths=VGG16_WIDTHS[:4],
+        convs=VGG16_CONVS[:4],
+        hidden=64,
+        decoder=(64, 48, 32, 16),
+        decoder_kernel=3,
+        skips=True,
+        feedback=True,
+        matching=True,
+        frozen_trunk=True,
+    ),
     "tiny": ModelConfig(
         "tiny",
         (128, 224),

@@ -8,7 +8,9 @@
     h_t --Decoder (5 x [5x5 transposed conv, stride 2] + 5x5 conv)--> logits (B, 1, H, W)
 
 Frames are RGB in [0, 1]; the model normalises them with ImageNet statistics itself, so that
-ImageNet weights (an option: a local file, never a download) fit. ``tiny``'s tracking cues
+pretrained VGG16 weights (`models.pretrained`: a package's file or a local one, never a silent
+download) fit. With ``frozen_trunk`` the encoder is such a pretrained VGG16, never trained, and
+the initializer reads its features of the first frame beside the mask. ``tiny``'s tracking cues
 extend this class in `vostutorial.models.tracking`; CPU speed-ups live in `vostutorial.fast`.
 """
 
@@ -20,9 +22,7 @@ from torch import Tensor, nn
 
 from .config import VGG16_CONVS, VGG16_WIDTHS, ModelConfig
 from .convlstm import ConvLSTMCell, State
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from .pretrained import IMAGENET_MEAN, IMAGENET_STD
 
 
 def vgg_features(
@@ -43,6 +43,13 @@ def vgg_features(
             c = width
         layers.append(nn.MaxPool2d(2, 2))
     return nn.Sequential(*layers)
+
+
+def resize_mask(mask: Tensor, size: tuple[int, int]) -> Tensor:
+    """A mask ``(N, 1, H, W)`` averaged down (or repeated up) to ``size``."""
+    if tuple(mask.shape[-2:]) == tuple(size):
+        return mask
+    return nn.functional.adaptive_avg_pool2d(mask, size)
 
 
 def upsampling_decoder(
@@ -84,9 +91,18 @@ class S2S(nn.Module):
         self.encoder = vgg_features(cfg.widths, cfg.convs, 3)
         self.encoder_out = nn.Sequential(nn.Conv2d(feat, cfg.hidden, 1), nn.ReLU(inplace=True))
         # Initializer: h0 = conv1x1(VGG16'(frame_0, mask_0)), c0 alike  (K, C, H/32, W/32)
-        self.initializer = vgg_features(cfg.widths, cfg.convs, 4)
-        self.init_h = nn.Conv2d(feat, cfg.hidden, 1)
-        self.init_c = nn.Conv2d(feat, cfg.hidden, 1)
+        # A frozen trunk is shared instead: h0 = conv1x1(ReLU(conv3x3([VGG16(frame_0), mask_0])))
+        if cfg.frozen_trunk:
+            self.encoder.requires_grad_(False)
+            self.initializer = nn.Sequential(
+                nn.Conv2d(feat + 1, 2 * cfg.hidden, 3, padding=1), nn.ReLU(inplace=True)
+            )
+            init_width = 2 * cfg.hidden
+        else:
+            self.initializer = vgg_features(cfg.widths, cfg.convs, 4)
+            init_width = feat
+        self.init_h = nn.Conv2d(init_width, cfg.hidden, 1)
+        self.init_c = nn.Conv2d(init_width, cfg.hidden, 1)
         # Memory: (h_t, c_t) = ConvLSTM(x_t, (h_{t-1}, c_{t-1}))
         self.lstm = ConvLSTMCell(self.lstm_inputs(), cfg.hidden, cfg.lstm_kernel)
         # Decoder: logits_t = D(h_t)                                    (N, 1, H, W)
@@ -108,7 +124,10 @@ class S2S(nn.Module):
         # He initialisation for the ReLU stacks, as torchvision's VGG does: PyTorch's default
         # shrinks the signal layer by layer, and from scratch the masks would barely reach the
         # output. The ConvLSTM keeps its default and its open forget gate.
-        for part in (self.encoder, self.encoder_out, self.initializer, self.decoder):
+        parts = [self.encoder_out, self.initializer, self.decoder]
+        if not self.cfg.frozen_trunk:  # a frozen trunk gets pretrained weights (build_model)
+            parts.append(self.encoder)
+        for part in parts:
             for m in part.modules():
                 if isinstance(m, nn.Conv2d | nn.ConvTranspose2d):
                     nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -118,16 +137,33 @@ class S2S(nn.Module):
         """RGB in [0, 1] ``(N, 3, H, W)`` -> ImageNet-normalised, as VGG16 was trained."""
         return (x - self.mean) / self.std
 
+    def train(self, mode: bool = True) -> S2S:
+        super().train(mode)
+        if self.cfg.frozen_trunk:
+            self.encoder.eval()  # a frozen trunk is always in inference mode
+        return self
+
+    def trunk(self, frames: Tensor) -> Tensor:
+        """Frames ``(N, 3, H, W)`` -> the encoder's VGG features ``(N, C, H/2^S, W/2^S)``,
+        ``S`` stages; without gradients when the trunk is frozen (nothing there learns)."""
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.cfg.frozen_trunk):
+            return self.encoder(self.normalise(frames))
+
     def encode(self, frames: Tensor) -> Tensor:
-        """``(B, T, 3, H, W)`` -> features ``x_t`` ``(B, T, C, H/32, W/32)``."""
+        """``(B, T, 3, H, W)`` -> features ``x_t`` ``(B, T, C, H/2^S, W/2^S)``."""
         b, t = frames.shape[:2]
-        x = self.encoder_out(self.encoder(self.normalise(frames.flatten(0, 1))))
+        x = self.encoder_out(self.trunk(frames.flatten(0, 1)))
         return x.view(b, t, *x.shape[1:])
 
-    def initial_state(self, frame: Tensor, mask: Tensor) -> State:
+    def initial_state(self, frame: Tensor, mask: Tensor, trunk: Tensor | None = None) -> State:
         """``(h0, c0)`` from a frame ``(K, 3, H, W)`` and the object's mask ``(K, 1, H, W)``,
-        each ``(K, C, H/32, W/32)``."""
-        x = self.initializer(torch.cat([self.normalise(frame), mask], dim=1))
+        each ``(K, C, H/2^S, W/2^S)``. A frozen trunk's map of the frame, if already computed,
+        can be given as ``trunk`` ``(K, C_vgg, H/2^S, W/2^S)``."""
+        if self.cfg.frozen_trunk:
+            feat = self.trunk(frame) if trunk is None else trunk
+            x = self.initializer(torch.cat([feat, resize_mask(mask, feat.shape[-2:])], dim=1))
+        else:
+            x = self.initializer(torch.cat([self.normalise(frame), mask], dim=1))
         return self.init_h(x), self.init_c(x)
 
     def check_inputs(self, frames: Tensor, first_mask: Tensor) -> None:

@@ -27,20 +27,13 @@ from torch import Tensor, nn
 
 from .config import ModelConfig
 from .convlstm import State
-from .s2s import S2S, upsampling_decoder
+from .s2s import S2S, resize_mask, upsampling_decoder
 
 
 def concat(parts: list[Tensor]) -> Tensor:
     """Maps ``(N, C_i, H, W)`` joined along channels (`vostutorial.fast` swaps in a layout-
     keeping version)."""
     return torch.cat(parts, dim=1)
-
-
-def resize_mask(mask: Tensor, size: tuple[int, int]) -> Tensor:
-    """A mask ``(N, 1, H, W)`` averaged down (or repeated up) to ``size``."""
-    if tuple(mask.shape[-2:]) == tuple(size):
-        return mask
-    return nn.functional.adaptive_avg_pool2d(mask, size)
 
 
 class TrackingS2S(S2S):
@@ -54,6 +47,11 @@ class TrackingS2S(S2S):
             self.prior_scale = nn.Parameter(torch.tensor(3.0))  # logit +-3: p = 0.95 / 0.05
             nn.init.zeros_(self.decoder[-1].weight)  # start as "copy the previous mask"
 
+    @property
+    def eighth(self) -> int:
+        """Index of the 1/8 map among the skips, and of the decoder stage painting at 1/8."""
+        return len(self.cfg.widths) - 4
+
     def lstm_inputs(self) -> int:
         return self.cfg.hidden + int(self.cfg.feedback)  # + the previous mask
 
@@ -66,22 +64,25 @@ class TrackingS2S(S2S):
         if cfg.matching:
             self.match_key = nn.Conv2d(cfg.widths[2], cfg.match_dim, 1)
             self.match_scale = nn.Parameter(torch.tensor(5.0))
-            joins[1] += 2  # stage 1 paints at 1/8: object and background similarity maps
+            joins[self.eighth] += 2  # the stage painting at 1/8: the two similarity maps
         return upsampling_decoder(cfg.hidden, cfg.decoder, cfg.decoder_kernel, tuple(joins))
 
     # --- skips --------------------------------------------------------------------------------
-    def encode_with_skips(self, frames: Tensor) -> tuple[Tensor, list[Tensor]]:
-        """``(B, T, 3, H, W)`` -> features ``(B, T, C, H/32, W/32)`` and, with skips, the
-        ``(B*T, C_i, H_i, W_i)`` maps at 1/16, 1/8, 1/4, 1/2 (else an empty list)."""
+    def encode_with_skips(self, frames: Tensor) -> tuple[Tensor, list[Tensor], Tensor]:
+        """``(B, T, 3, H, W)`` -> features ``(B, T, C, H/2^S, W/2^S)``; with skips, the
+        ``(B*T, C_i, H_i, W_i)`` maps of the earlier stages, coarsest first (else an empty
+        list); and the trunk's own last map ``(B, T, C_vgg, H/2^S, W/2^S)``."""
         b, t = frames.shape[:2]
         x = self.normalise(frames.flatten(0, 1))
         pooled = []
-        for layer in self.encoder:
-            x = layer(x)
-            if self.cfg.skips and isinstance(layer, nn.MaxPool2d):
-                pooled.append(x)
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.cfg.frozen_trunk):
+            for layer in self.encoder:
+                x = layer(x)
+                if self.cfg.skips and isinstance(layer, nn.MaxPool2d):
+                    pooled.append(x)
+        top = x.view(b, t, *x.shape[1:])
         x = self.encoder_out(x)
-        return x.view(b, t, *x.shape[1:]), pooled[-2::-1]
+        return x.view(b, t, *x.shape[1:]), pooled[-2::-1], top
 
     def decode(
         self, h: Tensor, skips: list[Tensor], prev: Tensor | None, match: Tensor | None
@@ -142,12 +143,15 @@ class TrackingS2S(S2S):
         self.check_inputs(frames, first_mask)
         b, t, _, hgt, wid = frames.shape
         k = first_mask.shape[0]
-        feats, skips = self.encode_with_skips(frames)
-        match = self.match_first_frame(skips[1], first_mask, b, t) if self.cfg.matching else None
+        feats, skips, top = self.encode_with_skips(frames)
+        match = None
+        if self.cfg.matching:
+            match = self.match_first_frame(skips[self.eighth], first_mask, b, t)
         if b == 1 and k > 1:  # K objects of one video: encode once, share
             feats = feats.expand(k, *feats.shape[1:])
             skips = [s.repeat(k, 1, 1, 1) for s in skips]
-        state = self.initial_state(frames[:, 0].expand(k, *frames.shape[2:]), first_mask)
+        first = frames[:, 0].expand(k, *frames.shape[2:])
+        state = self.initial_state(first, first_mask, top[:, 0].expand(k, *top.shape[2:]))
         if self.cfg.feedback:
             dim = 1.0 if feedback_dim is None else feedback_dim
             logits, hs = self.forward_feedback(feats, skips, state, first_mask, match, dim)

@@ -1,0 +1,57 @@
+"""Training-free label propagation (`vostutorial.propagation`)."""
+
+import numpy as np
+import pytest
+import torch
+
+from vostutorial.metrics import jaccard
+from vostutorial.predictions import baseline_predictions
+from vostutorial.propagation import propagate_labels, propagate_step, window_mask
+
+
+def colour_trunk() -> torch.nn.Module:
+    """A stand-in for VGG16 whose features are a pixel's colour, pooled to 1/4: enough to tell
+    objects of different colours apart."""
+    return torch.nn.AvgPool2d(4)
+
+
+def two_squares(t: int = 8, h: int = 64, w: int = 96):
+    """A red square moving right and, from frame 3, a green one moving left, on grey."""
+    frames = np.full((t, h, w, 3), 90, np.uint8)
+    ids = np.zeros((t, h, w), np.uint8)
+    for i in range(t):
+        ids[i, 8:28, 8 + 4 * i : 28 + 4 * i] = 1
+        if i >= 3:
+            ids[i, 36:56, 70 - 3 * i : 90 - 3 * i] = 2
+    frames[ids == 1] = (220, 30, 30)
+    frames[ids == 2] = (30, 200, 40)
+    return frames, ids
+
+
+def test_each_pixel_takes_the_labels_of_its_most_similar_memory_cells():
+    feats = torch.nn.functional.normalize(torch.randn(8, 12), dim=0)  # (C, P)
+    labels = torch.eye(3)[torch.randint(0, 3, (12,))].T  # (L, P) one-hot
+    near = window_mask(3, 4, radius=5)  # every cell in reach
+    out = propagate_step(feats, [(feats, labels)], near, k=1, temperature=0.05)
+    torch.testing.assert_close(out, labels)  # its own cell is the most similar one
+    far = window_mask(3, 4, radius=0)  # only the cell itself in reach
+    assert far.sum() == 12 and far.diagonal().all()
+
+
+def test_objects_are_followed_and_a_late_object_joins_on_its_frame():
+    frames, ids = two_squares()
+    given = {1: (0, ids[0] == 1), 2: (3, ids[3] == 2)}
+    out = propagate_labels(colour_trunk(), frames, given, size=(64, 96), radius=3)
+    assert out.shape == ids.shape and out.dtype == np.uint8
+    assert (out[:3] == 2).sum() == 0  # not before it is given
+    for oid in (1, 2):
+        j = jaccard(out[4:] == oid, ids[4:] == oid)
+        assert j.min() > 0.75, (oid, j)
+    # a window too small for the motion loses the fast square
+    lost = propagate_labels(colour_trunk(), frames, given, size=(64, 96), radius=0, recent=1)
+    assert jaccard(lost[-1] == 1, ids[-1] == 1) < 0.5
+
+
+def test_an_unknown_baseline_is_named(synth_root, tmp_path):
+    with pytest.raises(ValueError, match="label-propagation"):
+        baseline_predictions(synth_root, "valid", tmp_path / "p", method="nearest")

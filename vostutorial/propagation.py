@@ -1,0 +1,113 @@
+r"""Label propagation on pretrained features: the strongest method that learns nothing.
+
+Each pixel of frame :math:`t` looks for the pixels most like it, in a pretrained VGG16's
+features, among the first frame (whose labels are given) and the last few frames (whose
+labels it predicted), and takes a weighted vote of their labels:
+
+.. math::
+
+    y_t(p) = \sum_{q \in \mathrm{top}_k(p)} w_{pq}\, y(q), \qquad
+    w_{pq} = \mathrm{softmax}_q\big(\cos(f_t(p), f(q)) / \tau\big)
+
+with :math:`q` restricted to a window of ``radius`` feature cells around :math:`p` (objects
+move only so far between frames). ``y`` are soft labels over background and the objects,
+``(K + 1)`` values per pixel. The first frame anchors the object's appearance; the recent
+frames follow it as it changes. This is the core of memory networks (STM, XMem) with the
+learning taken out: their keys are learnt features, their readout a learnt decoder.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from .models.pretrained import IMAGENET_MEAN, IMAGENET_STD, pretrained_vgg16
+
+BLOCK3 = 16  # vgg16().features[:16]: through conv3_3 and its ReLU, 256 channels at 1/4
+
+
+def feature_extractor(source: str = "hed", layers: int = BLOCK3) -> torch.nn.Sequential:
+    """The first ``layers`` modules of a pretrained VGG16 (`models.pretrained_vgg16`)."""
+    return pretrained_vgg16(source)[:layers].eval()
+
+
+@torch.inference_mode()
+def frame_features(
+    trunk: torch.nn.Module, frames: np.ndarray, size: tuple[int, int]
+) -> torch.Tensor:
+    """``(T, H, W, 3)`` uint8 -> L2-normalised features ``(T, C, h, w)`` at input ``size``."""
+    x = torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255
+    x = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
+    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    feats = [trunk((x[i : i + 4] - mean) / std) for i in range(0, len(x), 4)]
+    return F.normalize(torch.cat(feats), dim=1)
+
+
+def window_mask(h: int, w: int, radius: int) -> torch.Tensor:
+    """``(h*w, h*w)`` bool: cell q is within ``radius`` cells of cell p (a square window)."""
+    yy, xx = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    yy, xx = yy.flatten(), xx.flatten()
+    return ((yy[:, None] - yy[None]).abs() <= radius) & ((xx[:, None] - xx[None]).abs() <= radius)
+
+
+def propagate_step(
+    query: torch.Tensor,
+    memory: list[tuple[torch.Tensor, torch.Tensor]],
+    near: torch.Tensor,
+    k: int,
+    temperature: float,
+) -> torch.Tensor:
+    """Soft labels ``(L, P)`` of one frame's features ``(C, P)`` from memory frames
+    ``[(features (C, P), soft labels (L, P))]``, each pixel voting over its ``k`` most similar
+    cells within the window ``near`` ``(P, P)``."""
+    sims = torch.cat([(query.T @ f).masked_fill(~near, -2.0) for f, _ in memory], dim=1)
+    labels = torch.cat([y for _, y in memory], dim=1)  # (L, M*P)
+    top, idx = sims.topk(k, dim=1)  # (P, k)
+    weights = torch.softmax(top / temperature, dim=1)
+    return (labels[:, idx] * weights[None]).sum(-1)  # (L, P)
+
+
+@torch.inference_mode()
+def propagate_labels(
+    trunk: torch.nn.Module,
+    frames: np.ndarray,
+    given: dict[int, tuple[int, np.ndarray]],
+    size: tuple[int, int] = (240, 432),
+    k: int = 10,
+    temperature: float = 0.05,
+    radius: int = 12,
+    recent: int = 2,
+) -> np.ndarray:
+    """Id maps ``(T, H, W)`` uint8 for a video ``(T, H, W, 3)`` from the given masks
+    ``{object_id: (frame, (H, W) bool)}``.
+
+    Features of ``trunk`` at input ``size``; each frame votes from the first frame and the
+    ``recent`` frames before it (`propagate_step`). An object given on a later frame joins
+    there: its mask is written into that frame's labels, which then serve as memory."""
+    t, hgt, wid = frames.shape[:3]
+    ids = sorted(given)
+    feats = frame_features(trunk, frames, size)
+    _, _, h, w = feats.shape
+    near = window_mask(h, w, radius)
+    labels = torch.zeros(t, len(ids) + 1, h * w)  # soft labels per frame, background first
+    for t_now in range(t):
+        if t_now == 0:
+            labels[0, 0] = 1.0  # background, until a given mask says otherwise
+        else:  # the first frame and the `recent` ones before this one
+            remembered = sorted({0, *range(max(0, t_now - recent), t_now)})
+            memory = [(feats[i].flatten(1), labels[i]) for i in remembered]
+            labels[t_now] = propagate_step(feats[t_now].flatten(1), memory, near, k, temperature)
+        for j, oid in enumerate(ids, 1):  # masks given on this frame override the vote
+            t0, mask = given[oid]
+            if t0 == t_now:
+                m = torch.from_numpy(mask.astype(np.float32))[None, None]
+                m = F.adaptive_avg_pool2d(m, (h, w)).flatten()
+                labels[t_now] *= 1 - m
+                labels[t_now, j] += m
+    up = F.interpolate(labels.view(t, -1, h, w), size=(hgt, wid), mode="bilinear")
+    out = np.concatenate([[0], ids]).astype(np.uint8)[up.argmax(1).numpy()]
+    for oid, (t0, mask) in given.items():
+        out[t0][mask] = oid
+    return out
