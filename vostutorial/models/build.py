@@ -8,7 +8,7 @@ from dataclasses import replace
 import torch
 
 from .config import CONFIGS, ModelConfig
-from .pretrained import check_vgg16_widths, pretrained_state
+from .pretrained import pretrained_state
 from .s2s import S2S
 from .tracking import TrackingS2S
 
@@ -45,7 +45,11 @@ def load_vgg16_weights(model: S2S, source: str | os.PathLike) -> None:
     VGG16 of its own (the paper's), into it too: its fourth input channel, the mask, starts
     at zero, so that at step 0 it sees the frame exactly as ImageNet's VGG16 does and learns
     how much the mask should change that."""
-    check_vgg16_widths(model.cfg.widths, model.cfg.convs, model.cfg.name)
+    if not model.cfg.is_vgg16:
+        raise ValueError(
+            f"config {model.cfg.name!r}: VGG16 weights need VGG16 widths and convolutions (or "
+            "their first stages): use --config paper"
+        )
     state, digest = pretrained_state(source)
     own = model.encoder.state_dict()
     model.encoder.load_state_dict({k: state[k] for k in own})

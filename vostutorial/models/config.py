@@ -41,13 +41,14 @@ class ModelConfig:
             raise ValueError("matching needs skips=True (it matches the 1/8 encoder features)")
         if len(self.decoder) != len(self.widths):
             raise ValueError("the decoder needs one upsampling stage per encoder stage")
-        n = len(self.widths)
-        if self.frozen_trunk and (self.widths != VGG16_WIDTHS[:n] or self.convs != VGG16_CONVS[:n]):
+        if self.frozen_trunk and not self.is_vgg16:
             raise ValueError("frozen_trunk needs VGG16's widths and convolutions (or a prefix)")
 
     @property
     def is_vgg16(self) -> bool:
-        return self.widths == VGG16_WIDTHS and self.convs == VGG16_CONVS
+        """True when the encoder is VGG16's, or its first stages: VGG16 weights then fit."""
+        n = len(self.widths)
+        return self.widths == VGG16_WIDTHS[:n] and self.convs == VGG16_CONVS[:n]
 
     @property
     def tracks(self) -> bool:

@@ -34,7 +34,7 @@ from torch import nn
 
 from ..files import file_sha256
 from ..paths import WEIGHTS_CACHE
-from .config import VGG16_CONVS, VGG16_WIDTHS
+from .config import VGG16_CONVS
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -199,13 +199,3 @@ def pretrained_vgg16(source: str | os.PathLike) -> nn.Sequential:
     trunk = vgg16_layout()
     trunk.load_state_dict(pretrained_state(source)[0])
     return trunk.eval()
-
-
-def check_vgg16_widths(widths: tuple[int, ...], convs: tuple[int, ...], name: str) -> None:
-    """A config whose encoder takes VGG16 weights must have VGG16's first stages."""
-    n = len(widths)
-    if tuple(widths) != VGG16_WIDTHS[:n] or tuple(convs) != VGG16_CONVS[:n]:
-        raise ValueError(
-            f"config {name!r}: VGG16 weights need VGG16 widths and convolutions "
-            f"({VGG16_WIDTHS}, {VGG16_CONVS}, or their first stages): use --config paper"
-        )
