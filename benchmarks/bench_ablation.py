@@ -7,9 +7,10 @@ built-in synthetic data (never on real video), each for ``--steps`` steps at bat
 on the synthetic valid split and, when a DAVIS root is there (default
 ``../shared/real-samples/davis2016``; evaluation only), on its sequences:
 
-- ``plain``: the paper's data flow alone (no skips, no feedback, no matching);
+- ``plain``: the paper's data flow alone (no skips, no feedback, no matching or propagation);
 - ``+ skips``, ``+ feedback``: the cues one at a time, cumulatively;
-- ``all``: all three (the base recipe: frame-0 loss, faded feedback);
+- ``all``: the base config as it is (``s2s-vgg16``: + label propagation; ``tiny``: + learnt
+  matching), with the base recipe's frame-0 loss and faded feedback;
 - ``all, no frame-0 loss, no fade``: without the two training levers.
 
     python benchmarks/bench_ablation.py [--base s2s-vgg16] [--steps N] [--batch B] [--json FILE]
@@ -41,11 +42,12 @@ from vostutorial.train_config import load_config
 PROJECT = Path(__file__).resolve().parents[1]
 DAVIS = PROJECT.parent / "shared" / "real-samples" / "davis2016"
 
-# name: (model switches, training overrides)
+# name: (model switches, training overrides); switches a base does not have stay off
+NONE = dict(skips=False, feedback=False, matching=False, propagation=False)
 VARIANTS: dict[str, tuple[dict, dict]] = {
-    "plain": (dict(skips=False, feedback=False, matching=False), dict(fade_feedback=0.0)),
-    "+ skips": (dict(feedback=False, matching=False), dict(fade_feedback=0.0)),
-    "+ feedback": (dict(matching=False), {}),
+    "plain": (NONE, dict(fade_feedback=0.0)),
+    "+ skips": (NONE | dict(skips=True), dict(fade_feedback=0.0)),
+    "+ feedback": (NONE | dict(skips=True, feedback=True), {}),
     "all": ({}, {}),
     "all, no frame-0 loss, no fade": ({}, dict(score_first=False, fade_feedback=0.0)),
 }

@@ -8,6 +8,7 @@ given), ``vostutorial baseline copy-first|label-propagation`` / ``vostutorial pr
 ``vostutorial evaluate --davis`` (DAVIS protocol: first and last frame not scored).
 
     python benchmarks/bench_real.py [DAVIS_ROOT] [--checkpoint PT] [--online-steps 25]
+                                    [--only ROW ...] [--json FILE]
 
 DAVIS_ROOT defaults to ``../shared/real-samples/davis2016`` beside the project. Without one
 the script says so and exits 0. The sequences are for evaluation only: nothing here trains on
@@ -54,6 +55,9 @@ def main() -> int:
     p.add_argument("--online-steps", type=int, default=ONLINE_STEPS)
     p.add_argument("--keep", type=Path, help="write predictions here instead of a temp folder")
     p.add_argument("--json", type=Path, help="also write the figures here")
+    p.add_argument("--only", nargs="+", type=int, metavar="ROW",
+                   help="run only these rows (1-4, in the table's order); with --json the "
+                        "other rows of an earlier run stay in the file")  # fmt: skip
     a = p.parse_args()
     if not (a.davis / "JPEGImages").is_dir():
         print(f"no DAVIS root at {a.davis}: nothing to measure (give a DAVIS root as argument)")
@@ -75,6 +79,8 @@ def main() -> int:
                 "--online-steps", str(a.online_steps),
             ],
         }  # fmt: skip
+        if a.only:
+            runs = {k: v for i, (k, v) in enumerate(runs.items(), 1) if i in a.only}
         rows = {}
         for name, args in runs.items():
             pred = work / "pred" / name.replace(" ", "_").replace(",", "").replace("+", "plus")
@@ -97,6 +103,8 @@ def main() -> int:
         print(f"| {seq} | " + " | ".join(f"{c:.3f}" for c in cells) + " |")
     print("(seconds include starting the command and reading and writing the frames)")
     if a.json:
+        if a.only and a.json.exists():  # rows measured earlier stay, in the table's order
+            rows = {**json.loads(a.json.read_text()), **rows}
         a.json.write_text(json.dumps(rows, indent=1))
     return 0
 

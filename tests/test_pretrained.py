@@ -189,13 +189,28 @@ def test_a_frozen_trunk_learns_nothing_and_is_not_stored(tmp_path):
 def test_the_papers_flow_alone_runs_on_the_frozen_trunk():
     from vostutorial.models import S2S
 
-    model = build_model("s2s-vgg16", skips=False, feedback=False, matching=False).eval()
+    model = build_model("s2s-vgg16", skips=False, feedback=False, propagation=False).eval()
     assert type(model) is S2S  # the paper's class: encoder, initializer, ConvLSTM, decoder
     frames = torch.rand(1, 3, 3, 64, 96)
     masks = (torch.rand(2, 1, 64, 96) > 0.5).float()  # two objects of one clip
     with torch.no_grad():
         logits, hidden = model(frames, masks, return_hidden=True)
         h0, _ = model.initial_state(frames[:, 0].expand(2, -1, -1, -1), masks)
-    assert logits.shape == (2, 3, 1, 64, 96) and hidden.shape == (2, 3, 64, 4, 6)
+    assert logits.shape == (2, 3, 1, 64, 96) and hidden.shape == (2, 3, 64, 8, 12)
     assert not torch.equal(h0[0], h0[1])  # the mask reaches the initial state
 
+
+def test_learnt_layers_read_a_frozen_trunk_standardised():
+    torch.manual_seed(0)
+    frames = torch.rand(2, 3, 64, 96)
+    model = build_model("s2s-vgg16", input_size=(64, 96)).eval()
+    with torch.no_grad():
+        raw = model.encoder(model.normalise(frames))
+        seen = model.trunk(frames)
+    assert raw.std() > 5  # VGG's own activations are large
+    for x in seen:  # each map: zero mean, unit variance
+        torch.testing.assert_close(x.mean(), torch.tensor(0.0), atol=1e-4, rtol=0)
+        torch.testing.assert_close(x.std(unbiased=False), torch.tensor(1.0), atol=1e-3, rtol=0)
+    tiny = build_model("tiny", input_size=(64, 96)).eval()
+    with torch.no_grad():  # a trained encoder's maps pass as they are
+        torch.testing.assert_close(tiny.trunk(frames), tiny.encoder(tiny.normalise(frames)))

@@ -5,8 +5,9 @@ import pytest
 import torch
 
 from vostutorial.metrics import jaccard
+from vostutorial.models.matching import window
 from vostutorial.predictions import baseline_predictions
-from vostutorial.propagation import propagate_labels, propagate_step, window_mask
+from vostutorial.propagation import propagate_labels, propagate_step
 
 
 def colour_trunk() -> torch.nn.Module:
@@ -31,10 +32,10 @@ def two_squares(t: int = 8, h: int = 64, w: int = 96):
 def test_each_pixel_takes_the_labels_of_its_most_similar_memory_cells():
     feats = torch.nn.functional.normalize(torch.randn(8, 12), dim=0)  # (C, P)
     labels = torch.eye(3)[torch.randint(0, 3, (12,))].T  # (L, P) one-hot
-    near = window_mask(3, 4, radius=5)  # every cell in reach
+    near = window(3, 4, radius=5)  # every cell in reach
     out = propagate_step(feats, [(feats, labels)], near, k=1, temperature=0.05)
     torch.testing.assert_close(out, labels)  # its own cell is the most similar one
-    far = window_mask(3, 4, radius=0)  # only the cell itself in reach
+    far = window(3, 4, radius=0)  # only the cell itself in reach
     assert far.sum() == 12 and far.diagonal().all()
 
 

@@ -1,19 +1,13 @@
-r"""Label propagation on pretrained features: the strongest method that learns nothing.
+"""Label propagation on pretrained features: the strongest method that learns nothing.
 
-Each pixel of frame :math:`t` looks for the pixels most like it, in a pretrained VGG16's
-features, among the first frame (whose labels are given) and the last few frames (whose
-labels it predicted), and takes a weighted vote of their labels:
-
-.. math::
-
-    y_t(p) = \sum_{q \in \mathrm{top}_k(p)} w_{pq}\, y(q), \qquad
-    w_{pq} = \mathrm{softmax}_q\big(\cos(f_t(p), f(q)) / \tau\big)
-
-with :math:`q` restricted to a window of ``radius`` feature cells around :math:`p` (objects
-move only so far between frames). ``y`` are soft labels over background and the objects,
-``(K + 1)`` values per pixel. The first frame anchors the object's appearance; the recent
-frames follow it as it changes. This is the core of memory networks (STM, XMem) with the
-learning taken out: their keys are learnt features, their readout a learnt decoder.
+Each pixel of frame t looks for the pixels most like it, in a pretrained VGG16's features,
+among the first frame (whose labels are given) and the last few frames (whose labels it
+predicted), and takes a softmax-weighted vote of their labels (`models.matching` holds the
+vote and its equation). Labels are soft, over background and the K objects, ``(K + 1)`` values
+per pixel. The first frame anchors the object's appearance; the recent frames follow it as it
+changes. This is the core of memory networks (STM, XMem) with the learning taken out: their
+keys are learnt features, their readout a learnt decoder. ``s2s-vgg16`` uses the same vote as
+one of its cues (`models.tracking`).
 """
 
 from __future__ import annotations
@@ -22,6 +16,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from .models.matching import nearest, vote, window
 from .models.pretrained import IMAGENET_MEAN, IMAGENET_STD, pretrained_vgg16
 
 BLOCK3 = 16  # vgg16().features[:16]: through conv3_3 and its ReLU, 256 channels at 1/4
@@ -45,13 +40,6 @@ def frame_features(
     return F.normalize(torch.cat(feats), dim=1)
 
 
-def window_mask(h: int, w: int, radius: int) -> torch.Tensor:
-    """``(h*w, h*w)`` bool: cell q is within ``radius`` cells of cell p (a square window)."""
-    yy, xx = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
-    yy, xx = yy.flatten(), xx.flatten()
-    return ((yy[:, None] - yy[None]).abs() <= radius) & ((xx[:, None] - xx[None]).abs() <= radius)
-
-
 def propagate_step(
     query: torch.Tensor,
     memory: list[tuple[torch.Tensor, torch.Tensor]],
@@ -62,11 +50,10 @@ def propagate_step(
     """Soft labels ``(L, P)`` of one frame's features ``(C, P)`` from memory frames
     ``[(features (C, P), soft labels (L, P))]``, each pixel voting over its ``k`` most similar
     cells within the window ``near`` ``(P, P)``."""
-    sims = torch.cat([(query.T @ f).masked_fill(~near, -2.0) for f, _ in memory], dim=1)
+    keys = torch.cat([f for f, _ in memory], dim=1)  # (C, M*P)
     labels = torch.cat([y for _, y in memory], dim=1)  # (L, M*P)
-    top, idx = sims.topk(k, dim=1)  # (P, k)
-    weights = torch.softmax(top / temperature, dim=1)
-    return (labels[:, idx] * weights[None]).sum(-1)  # (L, P)
+    weights, idx = nearest(query[None], keys[None], near.repeat(1, len(memory)), k, temperature)
+    return vote(labels[None], weights, idx)[0]
 
 
 @torch.inference_mode()
@@ -90,7 +77,7 @@ def propagate_labels(
     ids = sorted(given)
     feats = frame_features(trunk, frames, size)
     _, _, h, w = feats.shape
-    near = window_mask(h, w, radius)
+    near = window(h, w, radius)
     labels = torch.zeros(t, len(ids) + 1, h * w)  # soft labels per frame, background first
     for t_now in range(t):
         if t_now == 0:

@@ -1,4 +1,5 @@
-"""What shapes a network: `ModelConfig`, and the registry `CONFIGS` (``paper``, ``tiny``).
+"""What shapes a network: `ModelConfig`, and the registry `CONFIGS` (``paper``, ``s2s-vgg16``,
+``tiny``).
 
 Plain data (no torch): commands that only read a config start fast.
 """
@@ -15,8 +16,8 @@ VGG16_CONVS = (2, 2, 3, 3, 3)
 class ModelConfig:
     """Everything that shapes the network (training settings live in the trainer's config).
 
-    The first block is the paper's network; the last three switches are ``tiny``'s tracking
-    cues (`vostutorial.models.tracking`), all off in ``paper``.
+    The first block is the paper's network; the switches after it are the tracking cues
+    (`vostutorial.models.tracking`), all off in ``paper``.
     """
 
     name: str
@@ -35,12 +36,23 @@ class ModelConfig:
     # pretrained weights (`models.pretrained`), never trained; the initializer reads the
     # trunk's features of the first frame beside its mask instead of running a second VGG16.
     frozen_trunk: bool = False
+    # Label propagation (`models.matching`) on the frozen trunk's last stage before its pool:
+    # each cell's vote from the first frame's given mask and from the previous frame's
+    # predicted one joins the decoder; nothing in it learns, so it holds on any footage.
+    propagation: bool = False
+    prop_k: int = 10  # neighbours voting per cell
+    prop_temperature: float = 0.05  # softmax temperature over their cosine similarities
+    prop_radius: int = 6  # how far (in cells of that stage) a neighbour may be
 
     def __post_init__(self) -> None:
         if self.matching and not self.skips:
             raise ValueError("matching needs skips=True (it matches the 1/8 encoder features)")
         if len(self.decoder) != len(self.widths):
             raise ValueError("the decoder needs one upsampling stage per encoder stage")
+        if self.matching and len(self.widths) < 4:
+            raise ValueError("matching needs at least 4 encoder stages (it reads the 1/8 map)")
+        if self.propagation and not (self.frozen_trunk and self.feedback):
+            raise ValueError("propagation needs frozen_trunk and feedback")
         if self.frozen_trunk and not self.is_vgg16:
             raise ValueError("frozen_trunk needs VGG16's widths and convolutions (or a prefix)")
 
@@ -53,25 +65,27 @@ class ModelConfig:
     @property
     def tracks(self) -> bool:
         """True when any of ``tiny``'s tracking cues is on."""
-        return self.skips or self.feedback or self.matching
+        return self.skips or self.feedback or self.matching or self.propagation
 
 
 CONFIGS: dict[str, ModelConfig] = {
     "paper": ModelConfig("paper", (256, 448)),
-    # The paper's data flow and tiny's cues on a frozen pretrained VGG16 (four stages, to
-    # conv4_3). Not shipped: its first full-length CPU recipe scored below tiny
+    # The paper's data flow on a frozen pretrained VGG16 (three stages, to conv3_3 and its
+    # pool: 1/8), the ConvLSTM at 1/8, U-Net skips, mask feedback and label propagation on
+    # conv3_3 (1/4). An experiment, not shipped: untrained it already follows objects as
+    # label propagation does; its CPU recipe so far makes it worse on whole videos
     # (benchmarks/results/s2s-vgg16-trial.json).
     "s2s-vgg16": ModelConfig(
         "s2s-vgg16",
         (128, 224),
-        widths=VGG16_WIDTHS[:4],
-        convs=VGG16_CONVS[:4],
+        widths=VGG16_WIDTHS[:3],
+        convs=VGG16_CONVS[:3],
         hidden=64,
-        decoder=(64, 48, 32, 16),
+        decoder=(64, 32, 16),
         decoder_kernel=3,
         skips=True,
         feedback=True,
-        matching=True,
+        propagation=True,
         frozen_trunk=True,
     ),
     "tiny": ModelConfig(

@@ -145,9 +145,16 @@ class S2S(nn.Module):
 
     def trunk(self, frames: Tensor) -> Tensor:
         """Frames ``(N, 3, H, W)`` -> the encoder's VGG features ``(N, C, H/2^S, W/2^S)``,
-        ``S`` stages; without gradients when the trunk is frozen (nothing there learns)."""
+        ``S`` stages (through `tap`); without gradients when the trunk is frozen (nothing there
+        learns)."""
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.cfg.frozen_trunk):
-            return self.encoder(self.normalise(frames))
+            return self.tap(self.encoder(self.normalise(frames)))
+
+    def tap(self, x: Tensor) -> Tensor:
+        """A frozen trunk's map ``(N, C, h, w)`` as the learnt layers read it: standardised per
+        map (zero mean, unit variance over C, h, w), since VGG's raw activations are large and
+        their scale differs from stage to stage. Trained encoders' maps pass as they are."""
+        return nn.functional.group_norm(x, 1) if self.cfg.frozen_trunk else x
 
     def encode(self, frames: Tensor) -> Tensor:
         """``(B, T, 3, H, W)`` -> features ``x_t`` ``(B, T, C, H/2^S, W/2^S)``."""

@@ -18,16 +18,40 @@ cue is a switch of `ModelConfig` (all on in ``tiny``, all off in ``paper``) and 
   to the background's; the two maps join the decoder at 1/8 and their difference is added to
   the logits (a short path that trains the embedding directly). A cue that holds for any
   texture, seen or not (cf. FEELVOS's global matching, Voigtlaender et al. 2019).
+
+On a frozen pretrained trunk a fourth cue replaces the learnt matching:
+
+- **Label propagation** (`propagation_neighbours`, ``propagation``): each cell of the trunk's
+  last stage before its pool (VGG16's conv3_3, 1/4) takes the labels of its most similar cells
+  (`models.matching`) among frame 0 (the given mask) and frame t-1 (the mask just predicted),
+  and, as a second map, among frame 0's alone (the object as it was given, never drifting).
+  Both join the decoder at 1/4; the first is also added to the logits. Nothing in it learns:
+  pretrained features find the object in footage the network was never trained on (the idea
+  of memory networks, STM and XMem, without their learnt keys).
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
 
 from .config import ModelConfig
 from .convlstm import State
+from .matching import similarity, top, vote, window
 from .s2s import S2S, resize_mask, upsampling_decoder
+
+
+class Neighbours(NamedTuple):
+    """Each cell's nearest cells among frame 0 and the frame before (``both``: indices below P
+    are frame 0's, the others the previous frame's) and among frame 0's alone (``first``), as
+    softmax weights and indices ``(B, T, P, k)`` (`models.matching.top`), on a ``grid`` of
+    ``P = h * w`` cells."""
+
+    both: tuple[Tensor, Tensor]
+    first: tuple[Tensor, Tensor]
+    grid: tuple[int, int]
 
 
 def concat(parts: list[Tensor]) -> Tensor:
@@ -44,8 +68,12 @@ class TrackingS2S(S2S):
     def __init__(self, cfg: ModelConfig):
         super().__init__(cfg)
         if cfg.feedback:
-            self.prior_scale = nn.Parameter(torch.tensor(3.0))  # logit +-3: p = 0.95 / 0.05
+            # logit +-3: p = 0.95 / 0.05. With propagation 0: the previous frame's vote already
+            # carries its mask, moved with the object (a copy in place would hold it back).
+            self.prior_scale = nn.Parameter(torch.tensor(0.0 if cfg.propagation else 3.0))
             nn.init.zeros_(self.decoder[-1].weight)  # start as "copy the previous mask"
+        if cfg.propagation:
+            self.prop_scale = nn.Parameter(torch.tensor(3.0))
 
     @property
     def eighth(self) -> int:
@@ -65,30 +93,43 @@ class TrackingS2S(S2S):
             self.match_key = nn.Conv2d(cfg.widths[2], cfg.match_dim, 1)
             self.match_scale = nn.Parameter(torch.tensor(5.0))
             joins[self.eighth] += 2  # the stage painting at 1/8: the two similarity maps
+        if cfg.propagation:
+            joins[0] += 2  # the first stage paints at the last stage's resolution: two votes
         return upsampling_decoder(cfg.hidden, cfg.decoder, cfg.decoder_kernel, tuple(joins))
 
     # --- skips --------------------------------------------------------------------------------
-    def encode_with_skips(self, frames: Tensor) -> tuple[Tensor, list[Tensor], Tensor]:
+    def encode_with_skips(
+        self, frames: Tensor
+    ) -> tuple[Tensor, list[Tensor], Tensor, Tensor | None]:
         """``(B, T, 3, H, W)`` -> features ``(B, T, C, H/2^S, W/2^S)``; with skips, the
         ``(B*T, C_i, H_i, W_i)`` maps of the earlier stages, coarsest first (else an empty
-        list); and the trunk's own last map ``(B, T, C_vgg, H/2^S, W/2^S)``."""
+        list); the trunk's own last map ``(B, T, C_vgg, H/2^S, W/2^S)``; and with propagation
+        the last stage's map before its pool, unit length per cell ``(B*T, C_vgg, h, w)``,
+        ``(h, w) = (H, W) / 2^(S-1)`` (else None)."""
         b, t = frames.shape[:2]
         x = self.normalise(frames.flatten(0, 1))
-        pooled = []
+        pooled, keys = [], None
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.cfg.frozen_trunk):
             for layer in self.encoder:
+                if self.cfg.propagation and isinstance(layer, nn.MaxPool2d):
+                    keys = x
                 x = layer(x)
                 if self.cfg.skips and isinstance(layer, nn.MaxPool2d):
-                    pooled.append(x)
+                    pooled.append(self.tap(x))
+            x = self.tap(x)
+        if keys is not None:
+            keys = nn.functional.normalize(keys, dim=1)
         top = x.view(b, t, *x.shape[1:])
         x = self.encoder_out(x)
-        return x.view(b, t, *x.shape[1:]), pooled[-2::-1], top
+        return x.view(b, t, *x.shape[1:]), pooled[-2::-1], top, keys
 
     def decode(
-        self, h: Tensor, skips: list[Tensor], prev: Tensor | None, match: Tensor | None
+        self, h: Tensor, skips: list[Tensor], prev: Tensor | None, cues: list[Tensor]
     ) -> Tensor:
-        """Hidden states ``(N, C, H/32, W/32)``, skip maps, the previous mask ``(N, 1, H, W)``
-        (feedback) and the matching maps ``(N, 2, H/8, W/8)`` -> logits ``(N, 1, H, W)``."""
+        """Hidden states ``(N, C, H/2^S, W/2^S)``, skip maps, the previous mask ``(N, 1, H, W)``
+        (feedback) and cue maps (matching ``(N, 2, H/8, W/8)``, propagation's votes ``(N, 2,
+        H/2^(S-1), W/2^(S-1))``), each joining the stage of its resolution -> logits
+        ``(N, 1, H, W)``."""
         skips = list(skips)
         x = h
         for layer in self.decoder:
@@ -99,8 +140,7 @@ class TrackingS2S(S2S):
                     parts.append(skips.pop(0))
                 if prev is not None:
                     parts.append(resize_mask(prev, x.shape[-2:]))
-                if match is not None and match.shape[-2:] == x.shape[-2:]:
-                    parts.append(match)
+                parts += [c for c in cues if c.shape[-2:] == x.shape[-2:]]
                 x = self.join(parts) if len(parts) > 1 else x
         return x
 
@@ -129,6 +169,46 @@ class TrackingS2S(S2S):
         up = nn.functional.interpolate(vote, size=size, mode="bilinear", align_corners=False)
         return self.match_scale * up
 
+    # --- propagation ---------------------------------------------------------------------------
+    @torch.no_grad()
+    def propagation_neighbours(self, keys: Tensor, b: int, t: int) -> Neighbours:
+        """Unit-length maps ``(B*T, C, h, w)`` of B clips -> each cell's nearest cells among
+        frame 0 and the frame before (frame 0 for frame 0), and among frame 0's alone
+        (`Neighbours`): found once per clip, before the recurrence needs their votes."""
+        cfg = self.cfg
+        h, w = keys.shape[-2:]
+        q = keys.reshape(b, t, -1, h * w)
+        allowed = window(h, w, cfg.prop_radius).to(keys.device)
+        now = q.flatten(0, 1)
+        to_first = similarity(now, q[:, :1].expand_as(q).flatten(0, 1), allowed)  # (B*T, P, P)
+        to_prev = similarity(now, torch.cat([q[:, :1], q[:, :-1]], dim=1).flatten(0, 1), allowed)
+        found = [
+            top(sims, cfg.prop_k, cfg.prop_temperature)
+            for sims in (torch.cat([to_first, to_prev], dim=-1), to_first)
+        ]
+        both, first = [
+            (wt.view(b, t, *wt.shape[1:]), i.view(b, t, *i.shape[1:])) for wt, i in found
+        ]
+        return Neighbours(both, first, (h, w))
+
+    def propagation_votes(self, near: Neighbours, i: int, first: Tensor, prev: Tensor) -> Tensor:
+        """Frame i's votes ``(K, 2, h, w)``: its neighbours' labels among frame 0 (the given
+        masks ``first``) and frame i-1 (``prev``, the masks just predicted), and among frame
+        0's alone; masks ``(K, 1, H, W)``."""
+        (wb, jb), (wf, jf), (h, w) = near
+        given = resize_mask(first, (h, w)).flatten(2)  # (K, 1, P)
+        both = torch.cat([given, resize_mask(prev, (h, w)).flatten(2)], dim=-1)  # (K, 1, 2P)
+        votes = [vote(both, wb[:, i], jb[:, i]), vote(given, wf[:, i], jf[:, i])]
+        return torch.cat(votes, dim=1).view(-1, 2, h, w)
+
+    def propagation_logits(self, votes: Tensor, size: tuple[int, int]) -> Tensor:
+        """The votes' direct say ``(N, 1, H, W)``: the first and the previous frame's vote,
+        centred, upsampled and scaled."""
+        up = nn.functional.interpolate(
+            2 * votes[:, :1] - 1, size=size, mode="bilinear", align_corners=False
+        )
+        return self.prop_scale * up
+
     # --- the whole pass -----------------------------------------------------------------------
     def forward(
         self,
@@ -143,10 +223,12 @@ class TrackingS2S(S2S):
         self.check_inputs(frames, first_mask)
         b, t, _, hgt, wid = frames.shape
         k = first_mask.shape[0]
-        feats, skips, top = self.encode_with_skips(frames)
-        match = None
+        feats, skips, top, keys = self.encode_with_skips(frames)
+        match, near = None, None
         if self.cfg.matching:
             match = self.match_first_frame(skips[self.eighth], first_mask, b, t)
+        if self.cfg.propagation:
+            near = self.propagation_neighbours(keys, b, t)
         if b == 1 and k > 1:  # K objects of one video: encode once, share
             feats = feats.expand(k, *feats.shape[1:])
             skips = [s.repeat(k, 1, 1, 1) for s in skips]
@@ -154,7 +236,7 @@ class TrackingS2S(S2S):
         state = self.initial_state(first, first_mask, top[:, 0].expand(k, *top.shape[2:]))
         if self.cfg.feedback:
             dim = 1.0 if feedback_dim is None else feedback_dim
-            logits, hs = self.forward_feedback(feats, skips, state, first_mask, match, dim)
+            logits, hs = self.forward_feedback(feats, skips, state, first_mask, match, dim, near)
         else:
             hs = []
             for i in range(t):
@@ -162,7 +244,7 @@ class TrackingS2S(S2S):
                 hs.append(state[0])
             hs = torch.stack(hs, dim=1)
             flat = match.flatten(0, 1) if match is not None else None
-            logits = self.decode(hs.flatten(0, 1), skips, None, flat)
+            logits = self.decode(hs.flatten(0, 1), skips, None, [] if flat is None else [flat])
             if flat is not None:
                 logits = logits + self.match_logits(flat, (hgt, wid))
             logits = logits.view(k, t, 1, hgt, wid)
@@ -176,6 +258,7 @@ class TrackingS2S(S2S):
         first_mask: Tensor,
         match: Tensor | None,
         dim: Tensor | float = 1.0,
+        near: Neighbours | None = None,
     ) -> tuple[Tensor, Tensor]:
         """Frame by frame, each step correcting the mask it predicted for the previous frame.
 
@@ -189,10 +272,14 @@ class TrackingS2S(S2S):
             state = self.lstm(x, state)
             hs.append(state[0])
             m = match[:, i] if match is not None else None
-            logits = self.decode(state[0], [s[:, i] for s in skips], prev, m)
+            votes = None if near is None else self.propagation_votes(near, i, first_mask, prev)
+            cues = [c for c in (m, votes) if c is not None]
+            logits = self.decode(state[0], [s[:, i] for s in skips], prev, cues)
             logits = logits + self.prior_scale * (2 * prev - 1)
             if m is not None:
                 logits = logits + self.match_logits(m, prev.shape[-2:])
+            if votes is not None:
+                logits = logits + self.propagation_logits(votes, prev.shape[-2:])
             out.append(logits)
             prev = torch.sigmoid(logits).detach() * dim
         return torch.stack(out, dim=1), torch.stack(hs, dim=1)

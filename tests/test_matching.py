@@ -1,0 +1,114 @@
+"""Label propagation in feature space (`vostutorial.models.matching`) and the model cue built
+on it (``propagation`` of `vostutorial.models.tracking`)."""
+
+import copy
+
+import pytest
+import torch
+
+from vostutorial.fast import speed_up
+from vostutorial.models import build_model
+from vostutorial.models.matching import nearest, vote, window
+
+
+def test_nearest_and_vote_equal_a_cell_by_cell_loop():
+    torch.manual_seed(0)
+    h, w, c, k, temp = 4, 5, 8, 3, 0.1
+    q = torch.nn.functional.normalize(torch.randn(2, c, h * w), dim=1)
+    keys = torch.nn.functional.normalize(torch.randn(2, c, h * w), dim=1)
+    labels = torch.rand(2, 2, h * w)
+    allowed = window(h, w, radius=1)
+    weights, idx = nearest(q, keys, allowed, k, temp)
+    got = vote(labels, weights, idx)
+    for n in range(2):
+        for p in range(h * w):
+            py, px = divmod(p, w)
+            cand = [
+                (float(q[n, :, p] @ keys[n, :, j]), j)
+                for j in range(h * w)
+                if abs(j // w - py) <= 1 and abs(j % w - px) <= 1  # the 3x3 window
+            ]
+            best = sorted(cand, reverse=True)[:k]
+            wts = torch.softmax(torch.tensor([s for s, _ in best]) / temp, dim=0)
+            want = sum(wt * labels[n, :, j] for wt, (_, j) in zip(wts, best, strict=True))
+            torch.testing.assert_close(got[n, :, p], want)
+
+
+def test_one_set_of_neighbours_serves_several_objects():
+    torch.manual_seed(0)
+    q = torch.nn.functional.normalize(torch.randn(1, 4, 12), dim=1)
+    weights, idx = nearest(q, q, window(3, 4, 5), 2, 0.05)
+    labels = torch.rand(3, 1, 12)  # three objects' labels on the same cells
+    together = vote(labels, weights, idx)
+    apart = torch.cat([vote(labels[i : i + 1], weights, idx) for i in range(3)])
+    torch.testing.assert_close(together, apart)
+    assert together.shape == (3, 1, 12)
+
+
+def moving_square(t: int = 4, size: tuple[int, int] = (64, 96)) -> tuple[torch.Tensor, list]:
+    """A red square with a texture of its own, 16 px, moving 8 px right per frame over a
+    fixed green-grey textured background; returns frames ``(1, T, 3, H, W)`` and boxes."""
+    torch.manual_seed(1)
+    hgt, wid = size
+    back = 0.4 + 0.1 * torch.rand(3, hgt, wid)
+    back[1] += 0.2
+    patch = torch.rand(3, 16, 16) * 0.3
+    patch[0] += 0.7
+    frames, boxes = [], []
+    for i in range(t):
+        f = back.clone()
+        y, x = 24, 16 + 8 * i
+        f[:, y : y + 16, x : x + 16] = patch
+        frames.append(f)
+        boxes.append((y, x))
+    return torch.stack(frames)[None], boxes
+
+
+def test_the_cue_finds_the_object_where_it_moved_on_the_pretrained_trunk():
+    model = build_model("s2s-vgg16", input_size=(64, 96)).eval()
+    frames, boxes = moving_square()
+    first = torch.zeros(1, 1, 64, 96)
+    y, x = boxes[0]
+    first[..., y : y + 16, x : x + 16] = 1
+    with torch.no_grad():
+        _, _, _, keys = model.encode_with_skips(frames)
+        near = model.propagation_neighbours(keys, 1, 4)
+        assert near.grid == (16, 24)  # conv3_3: 1/4
+        for i in (1, 2, 3):  # the previous mask given exactly, to test the first-frame vote
+            prev = torch.zeros_like(first)
+            py, px = boxes[i - 1]
+            prev[..., py : py + 16, px : px + 16] = 1
+            votes = model.propagation_votes(near, i, first, prev)[0]  # (2, 16, 24)
+            y, x = (v // 4 for v in boxes[i])
+            inside = votes[:, y + 1 : y + 3, x + 1 : x + 3]  # the square's inner cells now
+            outside = votes.clone()
+            outside[:, max(0, y - 2) : y + 6, max(0, x - 4) : x + 6] = 0  # away from it
+            assert (inside > 0.5).all(), (i, inside)
+            assert outside.max() < 0.2
+
+
+def test_propagation_needs_a_frozen_trunk_and_feedback():
+    with pytest.raises(ValueError, match="propagation needs"):
+        build_model("tiny", propagation=True)
+    with pytest.raises(ValueError, match="propagation needs"):
+        build_model("s2s-vgg16", feedback=False)
+
+
+def test_the_shipped_configs_fast_path_equals_the_plain_one():
+    torch.manual_seed(0)
+    model = build_model("s2s-vgg16", input_size=(64, 96))
+    torch.nn.init.normal_(model.decoder[-1].weight, std=0.05)  # feedback starts it at zero
+    frames, _ = moving_square(3)
+    masks = torch.zeros(2, 1, 64, 96)
+    masks[0, :, 10:30, 20:50] = 1
+    masks[1, :, 35:60, 50:90] = 1
+    logits = model(frames.expand(2, -1, -1, -1, -1), masks)
+    logits.sum().backward()  # every learnt parameter takes part, the trunk none
+    for name, p in model.named_parameters():
+        assert (p.grad is not None) == p.requires_grad, name
+    with torch.no_grad():
+        plain = model(frames, masks)
+    fast = speed_up(copy.deepcopy(model))
+    with torch.inference_mode():
+        quick = fast(frames, masks)
+    torch.testing.assert_close(quick, plain, atol=1e-4, rtol=1e-4)
