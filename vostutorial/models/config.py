@@ -64,7 +64,7 @@ class ModelConfig:
 
     @property
     def tracks(self) -> bool:
-        """True when any of ``tiny``'s tracking cues is on."""
+        """True when any tracking cue is on (a `TrackingS2S`, not the plain `S2S`)."""
         return self.skips or self.feedback or self.matching or self.propagation
 
 
