@@ -35,12 +35,12 @@ from vostutorial.data.convert import davis_to_ytvos
 from vostutorial.evaluate import evaluate_davis, evaluate_ytvos
 from vostutorial.inference import predict_split
 from vostutorial.models.config import CONFIGS
+from vostutorial.paths import real_davis
 from vostutorial.resources import set_threads
 from vostutorial.train import train
 from vostutorial.train_config import load_config
 
-PROJECT = Path(__file__).resolve().parents[1]
-DAVIS = PROJECT.parent / "shared" / "real-samples" / "davis2016"
+DAVIS = real_davis()
 
 # name: (model switches, training overrides); switches a base does not have stay off
 NONE = dict(skips=False, feedback=False, matching=False, propagation=False)
@@ -56,18 +56,15 @@ VARIANTS: dict[str, tuple[dict, dict]] = {
 def run(name: str, switches: dict, overrides: dict, a, root: Path, work: Path) -> dict:
     """Train one variant and score it; returns its row."""
     key = "ablation-" + name.replace(" ", "").replace(",", "-")
-    # registered for this process only, so that `train` builds the variant by name
-    CONFIGS[key] = replace(CONFIGS[a.base], name=key, **switches)
-    cfg = load_config(a.base, {"model": key, "steps": a.steps, "batch_size": a.batch,
-                               "val_every": a.steps, "val_videos": 1, "ckpt_every": a.steps,
-                               **overrides})  # fmt: skip
+    variant = replace(CONFIGS[a.base], name=key, **switches)
+    short = {"steps": a.steps, "batch_size": a.batch, "val_every": a.steps, "val_videos": 1}
+    cfg = load_config(a.base, short | {"ckpt_every": a.steps} | overrides)
     t0 = time.perf_counter()
-    ckpt = train(cfg, work / key / "run", data=root, progress=False)
+    ckpt = train(cfg, work / key / "run", data=root, progress=False, model_config=variant)
     minutes = (time.perf_counter() - t0) / 60
     pred = predict_split(root, "valid", ckpt, work / key / "synthetic", progress=False)
     syn = evaluate_ytvos(pred, root, progress=False)
-    row = {"minutes": round(minutes, 1), "overall": syn["overall"], "J_seen": syn["J_seen"],
-           "J_unseen": syn["J_unseen"]}  # fmt: skip
+    row = {"minutes": round(minutes, 1)} | {k: syn[k] for k in ("overall", "J_seen", "J_unseen")}
     if (a.davis / "JPEGImages").is_dir():
         real = work / "davis"
         if not (real / "valid" / "meta.json").exists():
@@ -102,8 +99,8 @@ def main() -> int:
     print("|---|---|---|---|---|---|")
     for name, r in rows.items():
         real = f"{r['real_JF']:.3f}" if "real_JF" in r else "-"
-        print(f"| {name} | {r['overall']:.3f} | {r['J_seen']:.3f} | {r['J_unseen']:.3f} "
-              f"| {real} | {r['minutes']:.1f} |")  # fmt: skip
+        scores = " | ".join(f"{r[k]:.3f}" for k in ("overall", "J_seen", "J_unseen"))
+        print(f"| {name} | {scores} | {real} | {r['minutes']:.1f} |")
     if a.json:
         a.json.parent.mkdir(parents=True, exist_ok=True)
         payload = {"base": a.base, "steps": a.steps, "batch": a.batch, "rows": rows}

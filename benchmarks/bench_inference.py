@@ -18,10 +18,10 @@ likewise with and without `fast.upsampled_argmax`.
 
 import argparse
 import tempfile
-import time
 
 import numpy as np
 import torch
+from common import seconds
 
 from vostutorial.data import VideoSample
 from vostutorial.fast import speed_up
@@ -43,12 +43,6 @@ def video(t: int, h: int, w: int, k: int) -> VideoSample:
     return VideoSample("bench", [f"{5 * i:05d}" for i in range(t)], frames, masks, {})
 
 
-def seconds(fn) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
-
-
 def one_at_a_time(sample: VideoSample) -> list[VideoSample]:
     return [
         VideoSample(sample.name, sample.frame_names, sample.frames, {oid: first}, {})
@@ -63,18 +57,15 @@ def compare(model, sample: VideoSample, device: str) -> dict[str, tuple[float, f
     t, k, size = len(sample.frames), len(sample.first_masks), model.cfg.input_size
     frames = torch.rand(1, t, 3, *size, device=device)
     masks = (torch.rand(k, 1, *size, device=device) > 0.7).float()
-    sync = torch.cuda.synchronize if device == "cuda" else lambda: None
-
-    def net(m):
-        model(frames, m)
-        sync()
-
     return {
         "predict_objects": (
-            seconds(lambda: predict_objects(model, sample, device=device)),
-            seconds(lambda: [predict_objects(model, s, device=device) for s in singles]),
+            seconds(lambda: predict_objects(model, sample, device=device), device),
+            seconds(lambda: [predict_objects(model, s, device=device) for s in singles], device),
         ),
-        "network": (seconds(lambda: net(masks)), seconds(lambda: [net(m[None]) for m in masks])),
+        "network": (
+            seconds(lambda: model(frames, masks), device),
+            seconds(lambda: [model(frames, m[None]) for m in masks], device),
+        ),
     }
 
 

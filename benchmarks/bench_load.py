@@ -24,8 +24,6 @@ from pathlib import Path
 
 from vostutorial.paths import SHIPPED_CHECKPOINT as CHECKPOINT
 
-PROJECT = Path(__file__).resolve().parents[1]
-
 # Importing torch before the kit's command line runs keeps torch's own OpenMP settings (the
 # kit chooses passive waiting only where torch is not loaded yet).
 TORCH_FIRST = "import sys, torch; from vostutorial.cli import main; sys.exit(main(sys.argv[1:]))"

@@ -30,9 +30,10 @@ import numpy as np
 from vostutorial.data import DavisSequences, write_mask
 from vostutorial.evaluate import evaluate_davis
 from vostutorial.metrics import dilate_disk
+from vostutorial.paths import real_davis
 
 PEER = Path(__file__).resolve().parent / ".peer-venv"
-REAL = Path(__file__).resolve().parents[2] / "shared" / "real-samples" / "davis2016"
+REAL = real_davis()
 PEER_RUN = """
 import json, sys, time
 from vos_benchmark.benchmark import benchmark

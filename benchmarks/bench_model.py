@@ -8,24 +8,14 @@ convolution throughput (GFLOP/s of a large conv2d, measured here too) that each 
 """
 
 import argparse
-import time
 
 import torch
+from common import best_of
 from torch import nn
 
 from vostutorial.fast import speed_up
 from vostutorial.models import build_model
 from vostutorial.models.summary import count_macs
-
-
-def best_of(fn, repeats: int) -> float:
-    fn()  # warm-up: oneDNN picks its kernels on the first call
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def conv_gflops(device: str, repeats: int) -> float:
@@ -37,15 +27,8 @@ def conv_gflops(device: str, repeats: int) -> float:
     def run():
         with torch.inference_mode():
             conv(x)
-        if device == "cuda":
-            torch.cuda.synchronize()
 
-    return flops / best_of(run, repeats) / 1e9
-
-
-def sync(device: str) -> None:
-    if device == "cuda":
-        torch.cuda.synchronize()
+    return flops / best_of(run, repeats, device) / 1e9
 
 
 def measure(name: str, variant: str, device: str, repeats: int, t: int = 5):
@@ -64,7 +47,6 @@ def measure(name: str, variant: str, device: str, repeats: int, t: int = 5):
     def forward():
         with no_grad():
             model(frames, mask)
-        sync(device)
 
     opt = torch.optim.Adam(model.parameters(), lr=1e-5)
 
@@ -73,11 +55,10 @@ def measure(name: str, variant: str, device: str, repeats: int, t: int = 5):
         loss = nn.functional.binary_cross_entropy_with_logits(model(frames, mask), target)
         loss.backward()
         opt.step()
-        sync(device)
 
-    tf = best_of(forward, repeats)
+    tf = best_of(forward, repeats, device)
     model.train()
-    ts = best_of(step, max(1, repeats - 1))
+    ts = best_of(step, max(1, repeats - 1), device)
     return tf, ts, flops
 
 

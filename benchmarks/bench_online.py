@@ -24,29 +24,23 @@ from vostutorial.checkpoint import load_checkpoint, model_from_checkpoint, train
 from vostutorial.data import YTVOSSplit, ensure_default
 from vostutorial.evaluate import evaluate_ytvos
 from vostutorial.fast import speed_up
-from vostutorial.inference import finetune_online, merge, predict_objects
+from vostutorial.inference import predict_video
 from vostutorial.predictions import write_video_masks
 from vostutorial.resources import set_threads
 from vostutorial.shipped import shipped_checkpoint
 
 
-def run(
-    root: Path, videos: list[str], steps: int, lr: float, frozen: tuple, flip: bool, options: dict,
-    out: Path, checkpoint: Path,
-) -> float:  # fmt: skip
-    """Predict ``videos`` with online learning into ``out``, as `predict` does (the model
-    channels-last, `fast.speed_up`, before it is tuned); returns seconds per video."""
-    ckpt = load_checkpoint(checkpoint)
-    model, loss = speed_up(model_from_checkpoint(ckpt)), training_loss(ckpt)
+def run(root: Path, videos: list[str], steps: int, options: dict, out: Path, ckpt: Path) -> float:
+    """Predict ``videos`` with online learning (``options``: `finetune_online` keywords) into
+    ``out`` as `predict` does (`inference.predict_video`, the model sped up by
+    `fast.speed_up` before it is tuned); returns seconds per video."""
+    ckpt_dict = load_checkpoint(ckpt)
+    model, loss = speed_up(model_from_checkpoint(ckpt_dict)), training_loss(ckpt_dict)
     valid = YTVOSSplit(root, "valid")
     t0 = time.perf_counter()
     for video in videos:
         sample = valid.read_video(video)
-        tuned = finetune_online(
-            model, sample, steps, lr=lr, loss=loss, frozen=frozen, flip=flip, **options
-        )
-        probs = predict_objects(tuned, sample)
-        labels = merge(probs, sample.first_masks, size=sample.frames.shape[1:3], fast=True)
+        labels = predict_video(model, sample, steps, loss, **options)
         write_video_masks(out, video, sample.frame_names, labels)
     return (time.perf_counter() - t0) / len(videos)
 
@@ -67,11 +61,11 @@ def main() -> None:
             frozen = tuple(f for f in frozen.split(",") if f)
             flip = "flip" in extra
             lengths = [int(x) for x in extra if x.isdigit()]
-            # finetune_online keywords beyond the positional ones
-            options = {"bf16": "bf16" in extra} | ({"clip_len": lengths[-1]} if lengths else {})
+            options = {"lr": float(lr), "frozen": frozen, "flip": flip}
+            options |= {"bf16": "bf16" in extra} | ({"clip_len": lengths[-1]} if lengths else {})
             out = Path(tmp) / setting.replace(":", "_").replace(",", "-")
             ckpt = a.checkpoint or shipped_checkpoint(train_if_missing=False)
-            sec = run(root, videos, int(steps), float(lr), frozen, flip, options, out, ckpt)
+            sec = run(root, videos, int(steps), options, out, ckpt)
             # score only the videos predicted (others would be missing)
             r = evaluate_ytvos(out, root, "valid", allow_missing=True, progress=False)
             rows = [o for o in r["objects"] if o["video"] in set(videos) and o["frames"]]

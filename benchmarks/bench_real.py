@@ -25,11 +25,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from vostutorial.demo import ONLINE_STEPS
-from vostutorial.paths import SHIPPED_CHECKPOINT
+from vostutorial.inference import ONLINE_STEPS
+from vostutorial.paths import SHIPPED_CHECKPOINT, real_davis
 
-PROJECT = Path(__file__).resolve().parents[1]
-DEFAULT_ROOT = PROJECT.parent / "shared" / "real-samples" / "davis2016"
+DEFAULT_ROOT = real_davis()
 
 
 def kit(*args: str) -> float:

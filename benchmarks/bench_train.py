@@ -17,13 +17,13 @@ import time
 from dataclasses import replace
 
 import torch
+from common import sync
 from torch.utils.data import DataLoader
 
 from vostutorial.data import ClipDataset, YTVOSSplit, ensure_default
 from vostutorial.data.sampler import SeededClips, StepSampler, collate_clips
-from vostutorial.losses import LOSSES
 from vostutorial.resources import native_bf16
-from vostutorial.train import make_trainer, train_step
+from vostutorial.train import Processes, make_trainer, train_step
 from vostutorial.train_config import load_config
 
 
@@ -57,11 +57,9 @@ def bench(name: str, device: str, steps: int, batch: int | None) -> None:
     for i, b in enumerate(loader):
         wait += time.perf_counter() - t_prev if i else 0.0
         for v, c in variants.items():
-            model, opt, sched, scaler = state[v]
             t0 = time.perf_counter()
-            train_step(model, b, opt, sched, scaler, LOSSES[c.loss], c, dev)
-            if device == "cuda":
-                torch.cuda.synchronize()
+            train_step(state[v], b, c, Processes(0, 1, dev))
+            sync(dev)
             if i:  # the first step pays for worker start-up and kernel selection
                 times[v].append(time.perf_counter() - t0)
         frames += b["frames"].shape[:2].numel() if i else 0

@@ -3,9 +3,11 @@ from pathlib import Path
 import pytest
 
 from vostutorial.data import SynthConfig, generate
+from vostutorial.paths import real_davis
 
-# Real data beside the project (never copied into it); tests using it skip where absent.
-REAL_SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "real-samples"
+# Real DAVIS 2016 sequences beside the project (never copied into it); tests using them skip
+# where absent.
+REAL_DAVIS = real_davis()
 
 SMALL = SynthConfig(train_videos=6, valid_videos=4, seed=3, size=(64, 112), frames=8)
 
@@ -39,6 +41,6 @@ def weights(tmp_path_factory) -> Path:
     model = build_model("tiny", input_size=(64, 96))
     # untrained, tiny only copies the given mask forward (its last layer starts at zero):
     # give the decoder a say, as training does
-    torch.nn.init.normal_(model.decoder[-1].weight, std=0.05)
+    torch.nn.init.normal_(model.decoder.out.weight, std=0.05)
     export_model(model, path)
     return path

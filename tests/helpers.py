@@ -1,10 +1,16 @@
-"""Builders for small hand-made datasets in the YouTube-VOS layout."""
+"""What several test files share: builders for small hand-made datasets in the YouTube-VOS
+layout, and running the ``vostutorial`` command."""
 
+import os
+import subprocess
+import sys
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
-from vostutorial.data import ObjectInfo, first_appearance_masks, write_image, write_mask, write_meta
+from vostutorial.data import ObjectInfo, write_image, write_meta
+from vostutorial.data.ytvos import write_video
 
 
 def write_split(
@@ -24,27 +30,15 @@ def write_split(
     meta = {}
     for name, (frames, ids) in videos.items():
         names = [f"{step * t:05d}" for t in range(len(frames))]
-        for sub in ("JPEGImages", "Annotations", "GroundTruth"):
-            (root / split / sub / name).mkdir(parents=True, exist_ok=True)
         objects = {}
         for oid in sorted(set(np.unique(ids).tolist()) - {0}):
             present = [names[t] for t in range(len(ids)) if (ids[t] == oid).any()]
             objects[oid] = ObjectInfo(oid, (categories or {}).get(oid, "thing"), present)
         meta[name] = objects
-        full = "GroundTruth" if heldout else "Annotations"
-        for t, f in enumerate(names):
-            write_image(root / split / "JPEGImages" / name / f"{f}.jpg", frames[t], quality=95)
-            write_mask(root / split / full / name / f"{f}.png", ids[t])
-        if heldout:
-            firsts = {oid: o.frames[0] for oid, o in objects.items()}
-            frame_ids = dict(zip(names, ids, strict=True))
-            given = first_appearance_masks(firsts, frame_ids.__getitem__)
-            for f, m in given.items():
-                write_mask(root / split / "Annotations" / name / f"{f}.png", m)
-        else:
-            (root / split / "GroundTruth" / name).rmdir()
-    if not heldout:
-        (root / split / "GroundTruth").rmdir()
+        pairs = zip(names, frames, strict=True)
+        writers = {f: partial(write_image, image=im, quality=95) for f, im in pairs}
+        masks = dict(zip(names, ids, strict=True))
+        write_video(root / split, name, writers, masks, objects, heldout)
     write_meta(root / split / "meta.json", meta)
     return root
 
@@ -57,3 +51,35 @@ def square_video(t: int = 6, h: int = 32, w: int = 48, step: int = 3) -> tuple:
         ids[i, 8:20, 4 + step * i : 16 + step * i] = 1
     frames[ids > 0] = 255
     return frames, ids
+
+
+# `vostutorial train` in seconds on conftest's small dataset
+SMALL_TRAIN = [
+    "--set",
+    "size=[64, 96]",
+    "--set",
+    "batch_size=2",
+    "--set",
+    "clip_len=3",
+    "--set",
+    "workers=0",
+    "--set",
+    "val_videos=1",
+    "--quiet",
+]
+
+
+def run_kit(
+    *args: object, env: dict | None = None, check: bool = False
+) -> subprocess.CompletedProcess:
+    """``python -m vostutorial ARGS`` in a fresh process on one thread (tests may run side by
+    side); with ``check`` a non-zero exit fails the test, showing the end of stderr."""
+    r = subprocess.run(
+        [sys.executable, "-m", "vostutorial", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=os.environ | {"OMP_NUM_THREADS": "1"} | (env or {}),
+    )
+    if check:
+        assert r.returncode == 0, r.stderr[-3000:]
+    return r

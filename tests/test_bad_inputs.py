@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import square_video, write_split
+from helpers import SMALL_TRAIN, run_kit, square_video, write_split
 
 from vostutorial import resources
 from vostutorial.checkpoint import export_model, save_atomic
@@ -29,9 +29,6 @@ from vostutorial.evaluate import evaluate_davis, evaluate_ytvos, format_ytvos
 from vostutorial.models import build_model
 from vostutorial.predictions import baseline_copy_first, write_video_masks
 
-SMALL_TRAIN = ["--set", "batch_size=2", "--set", "clip_len=3", "--set", "workers=0",
-               "--set", "val_videos=1", "--set", "size=[64, 96]", "--quiet"]  # fmt: skip
-
 
 def _refused(capsys, *args) -> str:
     """Run the CLI in-process; it must exit 2 with exactly one line on stderr."""
@@ -40,15 +37,6 @@ def _refused(capsys, *args) -> str:
     lines = [ln for ln in err if ln.strip() and "%|" not in ln]  # progress bars aside
     assert len(lines) == 1 and lines[0].startswith("error: "), lines
     return lines[0]
-
-
-def _run(*args, env=None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "vostutorial", *map(str, args)],
-        capture_output=True,
-        text=True,
-        env=os.environ | {"OMP_NUM_THREADS": "1"} | (env or {}),
-    )
 
 
 def _snapshot(folder: Path) -> dict:
@@ -222,7 +210,9 @@ def test_checkpoints_never_run_code(tmp_path, capsys, monkeypatch, synth_root):
 
 
 def test_training_checkpoints_load_safely(synth_root, tmp_path):
-    r = _run("train", "--data", synth_root, "--out", tmp_path / "run", "--steps", "1", *SMALL_TRAIN)
+    r = run_kit(
+        "train", "--data", synth_root, "--out", tmp_path / "run", "--steps", "1", *SMALL_TRAIN
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     ckpt = torch.load(tmp_path / "run/last.pt", weights_only=True)  # would raise on numpy
     assert ckpt["step"] == 1 and isinstance(ckpt["rng"]["numpy"][1], torch.Tensor)
@@ -414,7 +404,7 @@ def test_loader_worker_errors_name_the_file(synth_copy, tmp_path):
     bad = [ds.frame_path(v, f) for v, i in ds.videos.items() for f in i.frames]
     for path in bad:  # every frame: whichever clip comes first fails
         path.write_bytes(b"not a jpeg")
-    r = _run("train", "--data", synth_copy, "--out", tmp_path / "r", "--steps", "2",
+    r = run_kit("train", "--data", synth_copy, "--out", tmp_path / "r", "--steps", "2",
              *SMALL_TRAIN, "--set", "workers=2", "--set", "val_videos=0")  # fmt: skip
     assert r.returncode == 2
     err = r.stderr.strip()
@@ -450,12 +440,12 @@ def test_checkpoint_problems_are_one_line(synth_root, tmp_path, capsys):
 
 def test_resume_ignores_a_torn_last_log_line(synth_root, tmp_path):
     run = tmp_path / "run"
-    r = _run("train", "--data", synth_root, "--out", run, "--steps", "2", *SMALL_TRAIN,
+    r = run_kit("train", "--data", synth_root, "--out", run, "--steps", "2", *SMALL_TRAIN,
              "--set", "ckpt_every=1")  # fmt: skip
     assert r.returncode == 0, r.stderr[-2000:]
     with open(run / "log.jsonl", "a") as f:
         f.write('{"step": 3, "lo')  # killed while writing step 3's line
-    r = _run("train", "--data", synth_root, "--out", run, "--steps", "3", "--resume",
+    r = run_kit("train", "--data", synth_root, "--out", run, "--steps", "3", "--resume",
              *SMALL_TRAIN, "--set", "ckpt_every=1")  # fmt: skip
     assert r.returncode == 0, r.stderr[-2000:]
     steps = [json.loads(x)["step"] for x in (run / "log.jsonl").read_text().splitlines()]
@@ -529,7 +519,7 @@ def test_a_read_only_out_is_one_line(synth_root, weights, tmp_path, capsys, monk
 
 
 def test_loader_workers_are_capped_at_the_usable_cpus(synth_root, tmp_path):
-    r = _run("train", "--data", synth_root, "--out", tmp_path / "r", "--steps", "1",
+    r = run_kit("train", "--data", synth_root, "--out", tmp_path / "r", "--steps", "1",
              *SMALL_TRAIN, "--set", "workers=64", "--set", "val_videos=0")  # fmt: skip
     assert r.returncode == 0, r.stderr[-2000:]
     n = resources.usable_cpus()

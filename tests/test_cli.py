@@ -1,3 +1,4 @@
+import json
 import subprocess
 import sys
 
@@ -40,9 +41,10 @@ def test_demo_generates_and_summarizes_inside_the_folders_named(tmp_path, capsys
     report = run_demo(tmp_path / "data", tmp_path / "report", False, 0, small)
     out = capsys.readouterr().out
     assert "train: 6 videos" in out and "valid: 4 videos" in out and "overall" in out
-    assert 0 <= report["overall"] <= 1
     assert (tmp_path / "data" / "valid" / "GroundTruth").is_dir()
-    assert (tmp_path / "report" / "results.md").exists()
+    # the report is the model's scores, written as the table and the JSON
+    assert json.loads((tmp_path / "report" / "metrics.json").read_text()) == report
+    assert f"{report['overall']:.3f}" in (tmp_path / "report" / "results.md").read_text()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "report"]
     assert (sorted(RESULTS.rglob("*")) if RESULTS.exists() else []) == before
 

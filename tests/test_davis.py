@@ -1,16 +1,15 @@
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REAL_SAMPLES
+from conftest import REAL_DAVIS
 from PIL import Image
 
 from vostutorial.data import DavisSequences, YTVOSSplit, read_mask
 from vostutorial.data.check import check_split
 from vostutorial.data.convert import davis_to_ytvos
 
-DAVIS16 = Path(os.environ.get("VOSTUTORIAL_REAL_SAMPLES", REAL_SAMPLES)) / "davis2016"
+DAVIS16 = REAL_DAVIS  # $VOSTUTORIAL_REAL_SAMPLES moves it (vostutorial.paths.real_davis)
 needs_real = pytest.mark.skipif(not DAVIS16.is_dir(), reason=f"{DAVIS16} absent")
 
 

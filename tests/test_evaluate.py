@@ -2,7 +2,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import REAL_SAMPLES
+from conftest import REAL_DAVIS
 from helpers import write_split
 
 from vostutorial.cli import main
@@ -219,7 +219,7 @@ def test_davis_protocol(tmp_path):
 
 
 def test_davis_real_sequence(tmp_path):
-    davis16 = REAL_SAMPLES / "davis2016"
+    davis16 = REAL_DAVIS
     if not davis16.is_dir():
         pytest.skip(f"{davis16} absent")
     from vostutorial.data import DavisSequences

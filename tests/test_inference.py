@@ -1,14 +1,14 @@
 import json
-import subprocess
-import sys
 import zipfile
 
 import numpy as np
 import pytest
 import torch
+from helpers import run_kit
 
 from vostutorial.checkpoint import load_model
 from vostutorial.data import YTVOSSplit, read_mask
+from vostutorial.evaluate import evaluate_ytvos
 from vostutorial.fast import upsampled_argmax
 from vostutorial.inference import (
     finetune_online,
@@ -135,12 +135,8 @@ def test_online_learning_fits_the_given_mask_and_leaves_the_model_alone(synth_ro
     assert fit(tuned16) > fit(model) + 0.2
 
 
-def _cli(*args):
-    r = subprocess.run(
-        [sys.executable, "-m", "vostutorial", *map(str, args)], capture_output=True, text=True
-    )
-    assert r.returncode == 0, r.stderr[-2000:]
-    return r.stdout
+def _cli(*args: object) -> str:
+    return run_kit(*args, check=True).stdout
 
 
 def test_predict_cli_writes_the_submission_layout_and_resumes(synth_root, weights, tmp_path):
@@ -169,7 +165,8 @@ def test_predict_cli_writes_the_submission_layout_and_resumes(synth_root, weight
     assert (out / second / "00000.png").stat().st_mtime_ns == stamp
     report = tmp_path / "r.json"
     _cli("evaluate", "--pred", out, "--data", synth_root, "--json", report, "--quiet")
-    assert json.loads(report.read_text())["overall"] is not None
+    ours = evaluate_ytvos(out, synth_root, progress=False)
+    assert json.loads(report.read_text())["overall"] == pytest.approx(ours["overall"], abs=1e-12)
 
 
 def test_demo_writes_its_report(synth_root, weights, tmp_path, monkeypatch):

@@ -97,7 +97,7 @@ def test_propagation_needs_a_frozen_trunk_and_feedback():
 def test_the_shipped_configs_fast_path_equals_the_plain_one():
     torch.manual_seed(0)
     model = build_model("s2s-vgg16", input_size=(64, 96))
-    torch.nn.init.normal_(model.decoder[-1].weight, std=0.05)  # feedback starts it at zero
+    torch.nn.init.normal_(model.decoder.out.weight, std=0.05)  # feedback starts it at zero
     frames, _ = moving_square(3)
     masks = torch.zeros(2, 1, 64, 96)
     masks[0, :, 10:30, 20:50] = 1

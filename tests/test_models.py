@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from vostutorial.cli import main
-from vostutorial.fast import OneMapConv, join_channels_last, speed_up
+from vostutorial.fast import ConcatChannelsLast, NormaliseChannelsLast, OneMapConv, speed_up
 from vostutorial.models import CONFIGS, ConvLSTM, ConvLSTMCell, build_model
 from vostutorial.models.summary import count_macs
 
@@ -60,7 +60,7 @@ def test_default_forget_bias_starts_open():
 
 def test_skips_reach_the_decoder_only_when_configured():
     tiny, plain = build_model("tiny"), build_model("tiny", skips=False, matching=False)
-    nn.init.normal_(tiny.decoder[-1].weight, std=0.1)  # it starts at zero (copy the mask)
+    nn.init.normal_(tiny.decoder.out.weight, std=0.1)  # it starts at zero (copy the mask)
     frames = torch.rand(1, 2, 3, 64, 96)
     assert [s.shape[1] for s in tiny.encode_with_skips(frames)[1]] == [96, 64, 32, 16]
     assert plain.encode_with_skips(frames)[1] == []
@@ -79,7 +79,7 @@ def test_feedback_hands_each_frame_the_previous_mask():
     outs = {}
     for feedback in (True, False):
         model = build_model("tiny", feedback=feedback, matching=False).eval()
-        nn.init.normal_(model.decoder[-1].weight, std=0.1)  # with feedback it starts at zero
+        nn.init.normal_(model.decoder.out.weight, std=0.1)  # with feedback it starts at zero
         for conv in (model.init_h, model.init_c):  # blind the initializer to the mask
             nn.init.zeros_(conv.weight)
             nn.init.zeros_(conv.bias)
@@ -155,7 +155,7 @@ def test_paper_config_uses_torchvision_vgg16():
     assert ours == theirs
     assert [type(m) for m in model.initializer] == [type(m) for m in ref]
     assert model.lstm.hidden_channels == 512 and model.lstm.gates.kernel_size == (3, 3)
-    ups = [m for m in model.decoder if isinstance(m, nn.ConvTranspose2d)]
+    ups = [stage[0] for stage in model.decoder.stages]
     assert len(ups) == 5 and all(m.kernel_size == (5, 5) for m in ups)
     with torch.no_grad():
         out = model(torch.rand(1, 2, 3, 64, 64), torch.ones(1, 1, 64, 64))
@@ -191,7 +191,7 @@ def test_one_map_conv_without_autograd_computes_the_same_convolution(kernel, lay
 def test_join_keeps_the_channels_last_layout():
     x = torch.randn(2, 4, 5, 6).to(memory_format=torch.channels_last)
     parts = [x, torch.rand(2, 1, 5, 6), torch.rand(2, 3, 5, 6)]
-    joined = join_channels_last(parts)
+    joined = ConcatChannelsLast()(parts)
     assert torch.equal(joined, torch.cat(parts, dim=1))
     assert joined.is_contiguous(memory_format=torch.channels_last)
     assert not torch.cat(parts, dim=1).is_contiguous(memory_format=torch.channels_last)
@@ -256,9 +256,32 @@ def test_receptive_field_and_shape_trace():
 def test_the_paper_config_builds_exactly_the_paper_network():
     import inspect
 
+    import torchvision
+
     from vostutorial.models import S2S, TrackingS2S
 
-    assert type(build_model("paper")) is S2S and type(build_model("tiny")) is TrackingS2S
+    paper = build_model("paper")
+    assert type(paper) is S2S and type(build_model("tiny")) is TrackingS2S
+    # encoder: VGG16's 13 conv layers and 5 pools, layer for layer torchvision's vgg16().features
+    vgg = torchvision.models.vgg16(weights=None).features
+    assert [type(m) for m in paper.encoder] == [type(m) for m in vgg]
+    assert [tuple(m.weight.shape) for m in paper.encoder if isinstance(m, nn.Conv2d)] == [
+        tuple(m.weight.shape) for m in vgg if isinstance(m, nn.Conv2d)
+    ]
+    # initializer: the same trunk on 4 channels (RGB + mask), then 1x1 convs to h0 and c0
+    convs = [m for m in paper.initializer if isinstance(m, nn.Conv2d)]
+    assert len(convs) == 13 and convs[0].in_channels == 4
+    assert paper.init_h.kernel_size == paper.init_c.kernel_size == (1, 1)
+    # memory: a 512-channel ConvLSTM with 3x3 kernels; decoder: 5 stride-2 5x5 deconvolutions
+    assert paper.lstm.hidden_channels == 512 and paper.lstm.gates.kernel_size == (3, 3)
+    ups = [stage[0] for stage in paper.decoder.stages]
+    assert len(ups) == 5 and all(u.kernel_size == (5, 5) and u.stride == (2, 2) for u in ups)
+    assert paper.decoder.out.kernel_size == (5, 5) and paper.decoder.out.out_channels == 1
+    # one map per frame from h_t alone: (K, T, 1, H, W), the memory at 1/32
+    frames, mask = torch.rand(1, 2, 3, 64, 96), torch.ones(1, 1, 64, 96)
+    with torch.no_grad():
+        logits, hs = paper(frames, mask, return_hidden=True)
+    assert logits.shape == (1, 2, 1, 64, 96) and hs.shape == (1, 2, 512, 2, 3)
     assert len(inspect.getsource(S2S).splitlines()) <= 160  # readable beside the paper
 
 
@@ -275,7 +298,7 @@ COMBOS = [
 def test_every_option_combination_trains_and_its_fast_path_equals_the_plain_one(combo):
     torch.manual_seed(0)
     model = build_model("tiny", input_size=(64, 96), **combo)
-    nn.init.normal_(model.decoder[-1].weight, std=0.05)  # tiny's feedback starts it at zero
+    nn.init.normal_(model.decoder.out.weight, std=0.05)  # tiny's feedback starts it at zero
     frames = torch.rand(1, 3, 3, 64, 96)
     masks = torch.zeros(2, 1, 64, 96)
     masks[0, :, 10:30, 20:50] = 1
@@ -286,12 +309,35 @@ def test_every_option_combination_trains_and_its_fast_path_equals_the_plain_one(
     with torch.no_grad():
         plain = model(frames, masks)
     fast = speed_up(copy.deepcopy(model))
-    assert type(fast.decoder[-1]) is OneMapConv
+    # the speed-ups are modules swapped in, visible in print(model); the plain model keeps its own
+    assert type(fast.decoder.out) is OneMapConv and type(fast.normalise) is NormaliseChannelsLast
+    assert type(model.decoder.out) is nn.Conv2d and "ChannelsLast" not in repr(model)
     with torch.inference_mode():
         quick = fast(frames, masks)
     assert plain.shape == (2, 3, 1, 64, 96)
     torch.testing.assert_close(quick, plain, atol=1e-4, rtol=1e-4)
     assert fast.state_dict().keys() == model.state_dict().keys()
+
+
+def test_checkpoints_with_the_flat_decoder_of_earlier_versions_still_load(tmp_path):
+    from vostutorial.checkpoint import load_weights, model_state
+
+    torch.manual_seed(0)
+    model = build_model("tiny", input_size=(64, 96))
+    nn.init.normal_(model.decoder.out.weight, std=0.05)
+    # before named stages the decoder was one nn.Sequential: up, ReLU, up, ReLU, ..., conv
+    n = len(model.decoder.stages)
+    old = {}
+    for key, value in model_state(model).items():
+        for i in range(n):
+            key = key.replace(f"decoder.stages.{i}.0.", f"decoder.{2 * i}.")
+        old[key.replace("decoder.out.", f"decoder.{2 * n}.")] = value
+    assert "decoder.0.weight" in old and f"decoder.{2 * n}.weight" in old
+    fresh = build_model("tiny", input_size=(64, 96))
+    load_weights(fresh, old)
+    frames, mask = torch.rand(1, 3, 3, 64, 96), torch.ones(1, 1, 64, 96)
+    with torch.no_grad():
+        torch.testing.assert_close(fresh(frames, mask), model(frames, mask), atol=0, rtol=0)
 
 
 def test_the_fast_path_predicts_the_same_labels_as_the_plain_one(synth_root, weights):

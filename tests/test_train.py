@@ -9,53 +9,25 @@ from dataclasses import replace
 
 import pytest
 import torch
+from helpers import SMALL_TRAIN, run_kit
 
 from vostutorial.checkpoint import export_model, load_checkpoint, load_model, training_loss
+from vostutorial.data import YTVOSSplit
 from vostutorial.data.sampler import StepSampler
 from vostutorial.losses import balanced_bce, bce, bce_iou
 from vostutorial.models import build_model
-from vostutorial.train import lr_factor
+from vostutorial.train import lr_factor, validate
 from vostutorial.train_config import load_config
-
-SMALL = [
-    "--set",
-    "size=[64, 96]",
-    "--set",
-    "batch_size=2",
-    "--set",
-    "clip_len=3",
-    "--set",
-    "workers=0",
-    "--set",
-    "val_videos=1",
-    "--quiet",
-]
 
 
 def _train(root, out, *args, torchrun=0, wait=True):
-    cmd = [
-        sys.executable,
-        "-m",
-        "vostutorial",
-        "train",
-        "--data",
-        str(root),
-        "--out",
-        str(out),
-        "--device",
-        "cpu",
-        *SMALL,
-        *args,
-    ]
-    if torchrun:
-        cmd = [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            f"--nproc_per_node={torchrun}",
-            *cmd[1:],
-        ]
+    """``vostutorial train`` on the small settings; on ``torchrun`` processes, or started
+    without waiting for it (a `Popen`)."""
+    args = ["train", "--data", root, "--out", out, "--device", "cpu", *SMALL_TRAIN, *args]
+    if wait and not torchrun:
+        return run_kit(*args, check=True)
+    launcher = ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={torchrun}"]
+    cmd = [sys.executable, *(launcher if torchrun else []), "-m", "vostutorial", *map(str, args)]
     env = os.environ | {"OMP_NUM_THREADS": "1"}
     if not wait:
         return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
@@ -166,7 +138,10 @@ def test_run_writes_log_config_and_checkpoint(synth_root, tmp_path):
     log = [json.loads(line) for line in (tmp_path / "run/log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [1, 2, 3, 4]
     assert all(math.isfinite(r["loss"]) for r in log)
-    assert "val_J" in log[1] and 0 <= log[1]["val_J"] <= 1
+    # validation scored the weights of its step (step 4 is also the checkpoint's)
+    valid = YTVOSSplit(synth_root, "valid")
+    val_j = validate(load_model(tmp_path / "run/last.pt"), valid, 1, "cpu")
+    assert [r.get("val_J") for r in log][1::2] == [log[1]["val_J"], pytest.approx(val_j, abs=2e-4)]
     saved = json.loads((tmp_path / "run/config.json").read_text())
     assert saved["size"] == [64, 96]
     # each line's lr is the one its step used (the scheduler moves on after the step)
@@ -220,27 +195,16 @@ def test_killed_and_resumed_run_ends_identical(synth_root, tmp_path):
 
 def test_resume_errors_are_clear(synth_root, tmp_path):
     run = tmp_path / "run"
-    cmd = [
-        sys.executable,
-        "-m",
-        "vostutorial",
-        "train",
-        "--data",
-        str(synth_root),
-        "--out",
-        str(run),
-        *SMALL,
-        "--resume",
-    ]
-    r = subprocess.run(cmd, capture_output=True, text=True)
+    cmd = ["train", "--data", synth_root, "--out", run, *SMALL_TRAIN, "--resume"]
+    r = run_kit(*cmd)
     assert r.returncode == 2 and "last.pt: no checkpoint to --resume" in r.stderr
     run.mkdir(exist_ok=True)
     (run / "last.pt").write_bytes(b"PK\x03\x04 truncated")
-    r = subprocess.run(cmd, capture_output=True, text=True)
+    r = run_kit(*cmd)
     assert r.returncode == 2 and "last.pt: cannot read checkpoint" in r.stderr
     (run / "last.pt").unlink()
     _train(synth_root, run, "--steps", "1")
-    r = subprocess.run(cmd + ["--set", "lr=0.5"], capture_output=True, text=True)
+    r = run_kit(*cmd, "--set", "lr=0.5")
     assert r.returncode == 2 and "other settings" in r.stderr and "'lr'" in r.stderr
 
 
@@ -293,7 +257,7 @@ def test_fade_feedback_needs_a_model_with_feedback_and_splits_over_processes():
 
 
 def test_bf16_runs_the_forward_pass_in_bfloat16_and_old_runs_resume_in_float32(tmp_path):
-    from vostutorial.train import _resume, _save, mixed_precision
+    from vostutorial.train import TrainState, _resume, _save, mixed_precision
 
     cpu = torch.device("cpu")
     cfg = load_config("tiny", {"size": [64, 96], "bf16": True})
@@ -318,13 +282,15 @@ def test_bf16_runs_the_forward_pass_in_bfloat16_and_old_runs_resume_in_float32(t
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
     scaler = torch.amp.GradScaler("cuda", enabled=False)
     old = replace(cfg, bf16=False)
-    _save(tmp_path / "last.pt", old, model, opt, sched, scaler, 3)
+    _save(tmp_path / "last.pt", old, TrainState(model, opt, sched, scaler, step=3))
     ckpt = torch.load(tmp_path / "last.pt", weights_only=False)
     del ckpt["train_config"]["bf16"]
     torch.save(ckpt, tmp_path / "last.pt")
-    assert _resume(tmp_path / "last.pt", old, model, opt, sched, scaler) == 3
+    state = TrainState(model, opt, sched, scaler)
+    _resume(tmp_path / "last.pt", old, state)
+    assert state.step == 3
     with pytest.raises(ValueError, match=r"other settings \{'bf16': \(False, True\)\}"):
-        _resume(tmp_path / "last.pt", cfg, model, opt, sched, scaler)
+        _resume(tmp_path / "last.pt", cfg, state)
 
 
 def test_the_pretrained_recipes_train_in_float32_on_any_cpu():

@@ -102,22 +102,36 @@ def load_weights(model: S2S, state: dict, path: str | os.PathLike = "checkpoint"
     """``model.load_state_dict(state)`` (float16 exports widened), or a one-line ValueError
     naming ``path`` and the first missing, extra or wrongly shaped tensor. A frozen trunk is
     not in ``state``: it keeps the pretrained weights `build_model` gave it."""
+    state = flat_decoder_renamed(state, len(model.decoder.stages))
     own = model_state(model)
     missing = sorted(set(own) - set(state))
     extra = sorted(set(state) - set(own))
     shaped = [k for k in own if k in state and own[k].shape != state[k].shape]
     if missing or extra or shaped:
-        first = (
-            f"missing {missing[0]!r}" if missing else f"unexpected {extra[0]!r}" if extra
-            else f"{shaped[0]!r} is {tuple(state[shaped[0]].shape)}, the config wants "
-            f"{tuple(own[shaped[0]].shape)}"
-        )  # fmt: skip
+        if missing or extra:
+            first = f"missing {missing[0]!r}" if missing else f"unexpected {extra[0]!r}"
+        else:
+            k = shaped[0]
+            first = f"{k!r} is {tuple(state[k].shape)}, the config wants {tuple(own[k].shape)}"
         raise ValueError(
             f"{path}: its weights do not fit its model_config ({len(missing)} missing, "
             f"{len(extra)} unexpected, {len(shaped)} of another shape; first: {first})"
         )
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
     model.load_state_dict(state, strict=not model.cfg.frozen_trunk)
+
+
+def flat_decoder_renamed(state: dict, stages: int) -> dict:
+    """``state`` with the decoder's keys of checkpoints written before it had named stages
+    (one flat ``nn.Sequential``: ``decoder.0`` the first upsampling, ``decoder.1`` its ReLU,
+    ..., ``decoder.{2S}`` the last convolution) renamed to `models.s2s.Decoder`'s."""
+    old = {f"decoder.{2 * i}.": f"decoder.stages.{i}.0." for i in range(stages)}
+    old[f"decoder.{2 * stages}."] = "decoder.out."
+    out = {}
+    for key, value in state.items():
+        prefix = next((p for p in old if key.startswith(p)), None)
+        out[old[prefix] + key[len(prefix) :] if prefix else key] = value
+    return out
 
 
 def training_loss(ckpt: dict) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from .paths import SHIPPED_CHECKPOINT
@@ -20,7 +21,7 @@ def _size(text: str) -> tuple[int, int]:
     return h, w
 
 
-def _int_at_least(low: int):
+def _int_at_least(low: int) -> Callable[[str], int]:
     """An argparse type: an integer >= ``low``, refused at parse time with the flag's name."""
 
     def parse(text: str) -> int:
@@ -38,6 +39,11 @@ def _int_at_least(low: int):
 
 count = _int_at_least(0)  # video counts, online-learning steps
 positive = _int_at_least(1)  # steps, workers, threads
+
+QUIET = argparse.ArgumentParser(add_help=False)  # the slow commands' one option, declared once
+QUIET.add_argument("--quiet", action="store_true", help="no progress bars")
+DEVICE = argparse.ArgumentParser(add_help=False)  # the commands that run a model
+DEVICE.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
 
 
 def add_threads(p: argparse.ArgumentParser) -> None:
@@ -74,7 +80,13 @@ def synth_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
 def cmd_synth(a: argparse.Namespace) -> int:
     from .data.synthetic import SynthConfig, generate
 
-    cfg = SynthConfig(a.train_videos, a.valid_videos, a.seed, tuple(a.size), a.frames)
+    cfg = SynthConfig(
+        train_videos=a.train_videos,
+        valid_videos=a.valid_videos,
+        seed=a.seed,
+        size=tuple(a.size),
+        frames=a.frames,
+    )
     generate(a.out, cfg, workers=a.workers, force=a.force)
     print(f"wrote {a.out}/train ({a.train_videos} videos) and {a.out}/valid ({a.valid_videos})")
     return 0
@@ -86,8 +98,8 @@ def cmd_check_data(a: argparse.Namespace) -> int:
     if not a.root.is_dir():
         print(f"{a.root}: not a folder; give the dataset root that holds train/ and valid/")
         return 1
-    splits = [a.split] if a.split else [p.name for p in sorted(a.root.iterdir())
-                                        if (p / "meta.json").exists()]  # fmt: skip
+    found = [p.name for p in sorted(a.root.iterdir()) if (p / "meta.json").exists()]
+    splits = [a.split] if a.split else found
     if not splits:
         print(f"{a.root}: no split folder with a meta.json (expected {a.root}/train/meta.json)")
         return 1
@@ -106,7 +118,8 @@ def cmd_check_data(a: argparse.Namespace) -> int:
 
 
 def cmd_demo(a: argparse.Namespace) -> int:
-    from .demo import ONLINE_STEPS, run_demo
+    from .demo import run_demo
+    from .inference import ONLINE_STEPS
     from .resources import set_threads
 
     set_threads(a.threads)
@@ -118,25 +131,20 @@ def cmd_demo(a: argparse.Namespace) -> int:
 
 def cmd_evaluate(a: argparse.Namespace) -> int:
     from . import evaluate as ev
+    from .files import write_json
 
+    common = {"allow_missing": a.allow_missing, "workers": a.workers, "progress": not a.quiet}
     if a.davis:
-        report = ev.evaluate_davis(
-            a.pred,
-            a.data,
-            a.resolution,
-            a.ignore_void,
-            a.allow_missing,
-            a.workers,
-            progress=not a.quiet,
-        )
+        davis = {"resolution": a.resolution, "ignore_void": a.ignore_void}
+        report = ev.evaluate_davis(a.pred, a.data, **davis, **common)
         print(ev.format_davis(report))
     else:
-        report = ev.evaluate_ytvos(
-            a.pred, a.data, a.split, a.score_first, a.allow_missing, a.workers, progress=not a.quiet
-        )
+        ytvos = {"split": a.split, "score_first": a.score_first}
+        report = ev.evaluate_ytvos(a.pred, a.data, **ytvos, **common)
         print(ev.format_ytvos(report))
     if a.json:
-        ev.write_json(report, a.json)
+        Path(a.json).parent.mkdir(parents=True, exist_ok=True)
+        write_json(a.json, report)
         print(f"wrote {a.json}")
     return 0
 
@@ -144,13 +152,16 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
 def cmd_baseline(a: argparse.Namespace) -> int:
     from .predictions import baseline_predictions
 
-    baseline_predictions(a.data, a.split, a.out, a.method, not a.quiet, a.overwrite)
+    baseline_predictions(
+        a.data, a.split, a.out, method=a.method, progress=not a.quiet, overwrite=a.overwrite
+    )
     print(f"wrote {a.method} predictions for {a.data}/{a.split} to {a.out}")
     return 0
 
 
 def cmd_predict(a: argparse.Namespace) -> int:
-    from .inference import predict_split, zip_path_for, zip_predictions
+    from .inference import predict_split
+    from .predictions import zip_path_for, zip_predictions
     from .resources import set_threads
 
     set_threads(a.threads)
@@ -159,9 +170,9 @@ def cmd_predict(a: argparse.Namespace) -> int:
         a.split,
         a.checkpoint,
         a.out,
-        a.online_steps,
-        a.merge,
-        a.device,
+        online_steps=a.online_steps,
+        merge_method=a.merge,
+        device=a.device,
         progress=not a.quiet,
         overwrite=a.overwrite,
         all_frames=a.all_frames,
@@ -185,7 +196,15 @@ def cmd_train(a: argparse.Namespace) -> int:
         overrides["seed"] = a.seed
     cfg = load_config(a.config, overrides)
     set_threads(a.threads)
-    train(cfg, a.out, a.data, a.resume, a.device, progress=not a.quiet, overwrite=a.overwrite)
+    train(
+        cfg,
+        a.out,
+        data=a.data,
+        resume=a.resume,
+        device=a.device,
+        progress=not a.quiet,
+        overwrite=a.overwrite,
+    )
     if a.export and int(os.environ.get("RANK", "0")) == 0:
         log = export_run(a.out, a.export)
         print(f"exported weights to {a.export} and the training log to {log}")
@@ -196,7 +215,13 @@ def cmd_convert_davis(a: argparse.Namespace) -> int:
     from .data.convert import davis_to_ytvos
 
     out = davis_to_ytvos(
-        a.davis, a.out, a.split, a.resolution, a.category, a.heldout, progress=not a.quiet
+        a.davis,
+        a.out,
+        split=a.split,
+        resolution=a.resolution,
+        category=a.category,
+        heldout=a.heldout,
+        progress=not a.quiet,
     )
     print(f"wrote {out}")
     return 0
@@ -214,9 +239,15 @@ def cmd_convert_heldout(a: argparse.Namespace) -> int:
             return 1
         print("train ok: {videos} videos, {objects} objects, {frames} frames".format(**summary))
     info = carve_heldout(
-        a.root, a.out, a.heldout_videos, a.unseen_categories, a.seed, a.height, a.link,
-        a.heldout_name,
-    )  # fmt: skip
+        a.root,
+        a.out,
+        heldout_videos=a.heldout_videos,
+        unseen_categories=a.unseen_categories,
+        seed=a.seed,
+        height=a.height,
+        link=a.link,
+        heldout_name=a.heldout_name,
+    )
     print(
         f"wrote {a.out}/train ({info['train_videos']} videos) and {a.out}/{a.heldout_name} "
         f"({info['heldout_videos']} videos, {info['heldout_seen_videos']} of seen categories only)"
@@ -225,12 +256,13 @@ def cmd_convert_heldout(a: argparse.Namespace) -> int:
     return 0
 
 
-def convert_parser(sub) -> None:
+def convert_parser(sub: argparse._SubParsersAction) -> None:
     """``vostutorial convert davis|heldout``: real datasets into the kit's layout."""
     conv = sub.add_parser("convert", help="bring DAVIS or YouTube-VOS into the kit's layout")
     kinds = conv.add_subparsers(dest="kind", required=True)
     p = kinds.add_parser(
         "davis",
+        parents=[QUIET],
         help="DAVIS 2016/2017 to the YouTube-VOS layout (as a train split, or --heldout: first "
         "appearances in Annotations, every mask in GroundTruth)",
     )
@@ -240,7 +272,6 @@ def convert_parser(sub) -> None:
     p.add_argument("--resolution", default="480p")
     p.add_argument("--category", default="object", help="category given to every object")
     p.add_argument("--heldout", action="store_true", help="first appearances + GroundTruth")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_convert_davis)
     p = kinds.add_parser(
         "heldout",
@@ -276,20 +307,17 @@ def cmd_model_summary(a: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vostutorial", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    p = synth_parser(sub.add_parser("synth", help="generate the synthetic YouTube-VOS dataset"))
-    p.set_defaults(func=cmd_synth)
-
-    p = sub.add_parser("check-data", help="check a dataset in the YouTube-VOS layout")
+def check_data_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "check-data", parents=[QUIET], help="check a dataset in the YouTube-VOS layout"
+    )
     p.add_argument("root", type=Path)
     p.add_argument("--split", help="one split (default: every folder with a meta.json)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_check_data)
 
-    p = sub.add_parser("evaluate", help="score predictions with J and F")
+
+def evaluate_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate", parents=[QUIET], help="score predictions with J and F")
     p.add_argument("--pred", required=True, type=Path, help="PRED_DIR/<video>/<frame>.png")
     p.add_argument(
         "--data", required=True, type=Path, help="dataset root (DAVIS root with --davis)"
@@ -310,22 +338,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--allow-missing", action="store_true", help="score missing frames as empty")
     p.add_argument("--workers", type=positive, default=2, help="processes")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_evaluate)
 
-    convert_parser(sub)
 
-    p = sub.add_parser("baseline", help="write a baseline's predictions")
-    p.add_argument("method", choices=["copy-first", "label-propagation"],
-                   help="label-propagation: training-free, on a pretrained VGG16")
+def baseline_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("baseline", parents=[QUIET], help="write a baseline's predictions")
+    p.add_argument(
+        "method",
+        choices=["copy-first", "label-propagation"],
+        help="label-propagation: training-free, on a pretrained VGG16",
+    )
     p.add_argument("--data", required=True, type=Path)
     p.add_argument("--split", default="valid")
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--overwrite", action="store_true", help="replace predictions of another run")
-    p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_baseline)
 
-    p = sub.add_parser("train", help="train the S2S model")
+
+def train_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", parents=[QUIET, DEVICE], help="train the S2S model")
     p.add_argument("--config", default="tiny", help="tiny, paper, s2s-vgg16, or a .toml file")
     p.add_argument(
         "--data", type=Path, default=None, help="dataset root (default: built-in synthetic)"
@@ -336,7 +367,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--overwrite", action="store_true", help="start over in a RUN_DIR that holds a run"
     )
-    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--seed", type=count, default=None)
     p.add_argument(
         "--set",
@@ -352,10 +382,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="also write the final weights (float16) here, for notebooks",
     )
     add_threads(p)
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("predict", help="segment every object of every video of a split")
+
+def predict_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "predict", parents=[QUIET, DEVICE], help="segment every object of every video of a split"
+    )
     p.add_argument("--data", required=True, type=Path)
     p.add_argument("--split", default="valid")
     p.add_argument(
@@ -367,7 +400,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path, help="PRED_DIR (submission layout)")
     p.add_argument("--online-steps", type=count, default=0, help="online learning steps per video")
     p.add_argument("--merge", default="argmax", choices=["argmax", "threshold", "soft"])
-    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--zip", action="store_true", help="also write PRED_DIR.zip for the server")
     p.add_argument(
         "--all-frames",
@@ -380,18 +412,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="predict every video again, replacing predictions made with other settings",
     )
     add_threads(p)
-    p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_predict)
 
-    p = sub.add_parser("student", help="write the student notebooks (solutions become TODOs)")
-    p.add_argument("--notebooks", type=Path, default=Path("notebooks"))
-    p.set_defaults(func=cmd_student)
 
-    p = sub.add_parser("model-summary", help="parameters and multiply-adds of a model config")
-    p.add_argument("--config", default="tiny", help="tiny, paper or s2s-vgg16")
-    p.set_defaults(func=cmd_model_summary)
-
-    p = sub.add_parser("demo", help="the main job on the built-in synthetic dataset")
+def demo_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "demo", parents=[QUIET], help="the main job on the built-in synthetic dataset"
+    )
     p.add_argument(
         "--data",
         type=Path,
@@ -406,10 +433,32 @@ def build_parser() -> argparse.ArgumentParser:
         type=count,
         default=None,
         help="fine-tuning steps per video for the online-learning run (0: skip it; "
-        "default: vostutorial.demo.ONLINE_STEPS)",
+        "default: vostutorial.inference.ONLINE_STEPS)",
     )
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_demo)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command and its sub-commands, each with its arguments' parser above."""
+    parser = argparse.ArgumentParser(prog="vostutorial", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = synth_parser(sub.add_parser("synth", help="generate the synthetic YouTube-VOS dataset"))
+    p.set_defaults(func=cmd_synth)
+    check_data_parser(sub)
+    evaluate_parser(sub)
+    convert_parser(sub)
+    baseline_parser(sub)
+    train_parser(sub)
+    predict_parser(sub)
+    demo_parser(sub)
+    p = sub.add_parser("student", help="write the student notebooks (solutions become TODOs)")
+    p.add_argument("--notebooks", type=Path, default=Path("notebooks"))
+    p.set_defaults(func=cmd_student)
+
+    p = sub.add_parser("model-summary", help="parameters and multiply-adds of a model config")
+    p.add_argument("--config", default="tiny", help="tiny, paper or s2s-vgg16")
+    p.set_defaults(func=cmd_model_summary)
+
     return parser
 
 

@@ -19,19 +19,13 @@ from .checkpoint import load_checkpoint
 from .data.check import check_split
 from .data.synthetic import SynthConfig, ensure_default
 from .data.ytvos import YTVOSSplit
-from .evaluate import REFERENCE_RESULTS, evaluate_ytvos, format_ytvos, markdown_table, write_json
-from .files import atomic_write, require_writable_dir, write_text
-from .inference import predict_split
+from .evaluate import REFERENCE_RESULTS, evaluate_ytvos, format_ytvos, markdown_table
+from .files import atomic_write, require_writable_dir, write_json, write_text
+from .inference import ONLINE_STEPS, predict_split
 from .paths import RESULTS
 from .predictions import baseline_copy_first, predictions_dir, read_video_masks
 from .shipped import shipped_checkpoint
 from .viz import overlay_strip, plot_training_log
-
-# Fine-tuning steps per video for the demo's online-learning run (the paper's OL): on the
-# synthetic valid split this is what lifts unseen categories (README, Results, has the numbers).
-# 30 steps of `finetune_online`'s defaults gain as much as the kit's first 50 steps, in less
-# than half the time (README, Speed: benchmarks/bench_online.py).
-ONLINE_STEPS = 30
 
 
 def _plot_loss(log_path: Path, out: Path) -> None:
@@ -111,13 +105,13 @@ def run_demo(
         reports[name] = evaluate_ytvos(pred_dir, root, "valid", progress=False)
         print(format_ytvos(reports[name]))
         last = i == len(runs) - 1  # the demo's result; the plain model's sits beside it
-        write_json(reports[name], out / ("metrics.json" if last else "metrics_no_online.json"))
+        write_json(out / ("metrics.json" if last else "metrics_no_online.json"), reports[name])
     report = reports[runs[-1][0]]
     floor_dir = predictions_dir(root, "copy-first")
     baseline_copy_first(root, "valid", floor_dir, progress=False, overwrite=True)
     floor = evaluate_ytvos(floor_dir, root, "valid", progress=False)
     print(f"copy-first baseline: overall {floor['overall']:.3f}")
-    write_json(floor, out / "metrics_copy_first.json")
+    write_json(out / "metrics_copy_first.json", floor)
     table = markdown_table({**reports, "copy-first (synthetic valid)": floor, **REFERENCE_RESULTS})
     write_text(
         out / "results.md",

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import os
 from bisect import bisect_right
+from collections.abc import Callable
 from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from . import files
 from .data.davis import DavisSequences
 from .data.palette import image_size, mask_ids, read_mask
 from .data.ytvos import YTVOSSplit, frame_key, sort_frames
@@ -62,7 +62,9 @@ def _load_pred(
     return mask, None
 
 
-def _object_scores(pred: np.ndarray, gt: np.ndarray, void: np.ndarray | None = None):
+def _object_scores(
+    pred: np.ndarray, gt: np.ndarray, void: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Per-frame J and F of one object's ``(T, H, W)`` bool masks, cut down once for both."""
     r = disk_radius(gt.shape[-2:])  # the tolerance comes from the full frame's diagonal
     if void is not None:
@@ -90,7 +92,14 @@ def score_video(
     return scores
 
 
-def _run(fn, jobs: list, workers: int, desc: str, progress: bool, sizes=None) -> list:
+def _run(
+    fn: Callable,
+    jobs: list,
+    workers: int,
+    desc: str,
+    progress: bool,
+    sizes: list[int] | None = None,
+) -> list:
     """``[fn(j) for j in jobs]`` over a process pool, with a progress bar. With ``sizes``
     (the work of each job) the largest start first, so no worker is left with a long one at
     the end; results come back in the jobs' order."""
@@ -361,13 +370,6 @@ def format_davis(report: dict) -> str:
     return "\n".join(lines)
 
 
-def write_json(report: dict, path: str | os.PathLike) -> None:
-    """Write a report as JSON (atomically)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    files.write_json(path, report)
-
-
 # --- reference numbers ----------------------------------------------------------------------
 # YouTube-VOS 2018 validation, J and F on seen and unseen categories, from the benchmark paper
 # (Xu et al., "YouTube-VOS: A Large-Scale Video Object Segmentation Benchmark",
@@ -375,18 +377,27 @@ def write_json(report: dict, path: str | os.PathLike) -> None:
 # split instead, so its numbers are not these. Overall is the mean of the four.
 REFERENCE_RESULTS = {
     "S2S, without online learning [1809.03327]": {
-        "J_seen": 0.667, "J_unseen": 0.482, "F_seen": 0.655, "F_unseen": 0.503},
+        "J_seen": 0.667,
+        "J_unseen": 0.482,
+        "F_seen": 0.655,
+        "F_unseen": 0.503,
+    },
     "S2S, with online learning [1809.03327]": {
-        "J_seen": 0.710, "J_unseen": 0.555, "F_seen": 0.700, "F_unseen": 0.612},
-    "OSVOS [1809.03327]": {
-        "J_seen": 0.598, "J_unseen": 0.542, "F_seen": 0.605, "F_unseen": 0.607},
+        "J_seen": 0.710,
+        "J_unseen": 0.555,
+        "F_seen": 0.700,
+        "F_unseen": 0.612,
+    },
+    "OSVOS [1809.03327]": {"J_seen": 0.598, "J_unseen": 0.542, "F_seen": 0.605, "F_unseen": 0.607},
     "MaskTrack [1809.03327]": {
-        "J_seen": 0.599, "J_unseen": 0.450, "F_seen": 0.595, "F_unseen": 0.479},
-    "OnAVOS [1809.03327]": {
-        "J_seen": 0.601, "J_unseen": 0.466, "F_seen": 0.627, "F_unseen": 0.514},
-    "OSMN [1809.03327]": {
-        "J_seen": 0.600, "J_unseen": 0.406, "F_seen": 0.601, "F_unseen": 0.440},
-}  # fmt: skip
+        "J_seen": 0.599,
+        "J_unseen": 0.450,
+        "F_seen": 0.595,
+        "F_unseen": 0.479,
+    },
+    "OnAVOS [1809.03327]": {"J_seen": 0.601, "J_unseen": 0.466, "F_seen": 0.627, "F_unseen": 0.514},
+    "OSMN [1809.03327]": {"J_seen": 0.600, "J_unseen": 0.406, "F_seen": 0.601, "F_unseen": 0.440},
+}
 
 
 def markdown_table(reports: dict[str, dict]) -> str:

@@ -36,7 +36,7 @@ def exercise(check: Callable) -> Callable:
     return run
 
 
-def _close(got, want, what: str, tol: float = 1e-5) -> None:
+def _close(got: object, want: object, what: str, tol: float = 1e-5) -> None:
     got = np.asarray(got.detach() if isinstance(got, torch.Tensor) else got, dtype=float)
     want = np.asarray(want, dtype=float)
     assert got.shape == want.shape, f"{what}: shape {got.shape}, expected {want.shape}"
@@ -93,7 +93,8 @@ def check_unroll(fn: Callable) -> int:
     """``fn(step, xs (T, ...), state) -> (T, ...) outputs h_t`` where ``step(x, state)`` returns
     the new state ``(h, c)``: the state carries over from one step to the next."""
 
-    def step(x, state):  # a counter: c accumulates the inputs, h shows c
+    # a counter: c accumulates the inputs, h shows c
+    def step(x: torch.Tensor, state: tuple) -> tuple:
         h, c = state
         return c + x, c + x
 

@@ -1,21 +1,22 @@
-"""Code that exists only for speed on a CPU, kept off the teaching path.
+"""Code that exists only for speed on a CPU, kept apart from the model it speeds up.
 
 The paper's model (`models.s2s`), ``tiny``'s cues (`models.tracking`) and `inference.merge`
-use the plain library ops; `speed_up` rewires a model to the same numbers, faster, and
-`upsampled_argmax` replaces ``F.interpolate(scores, size).argmax(0)``. Inference turns both on
-(``fast=True``, the default of `inference.predict_split` and the command line); tests prove
-each equal to the plain version.
+use the plain library ops, and the notebooks teach with them. `speed_up` swaps three of a
+model's modules for versions that compute the same numbers faster (visible in
+``print(model)``), and `upsampled_argmax` replaces ``F.interpolate(scores, size).argmax(0)``.
+`train.train` and ``vostutorial predict`` (``fast=True``, the default of
+`inference.predict_split`) run them; tests prove each equal to the plain version.
 """
 
 from __future__ import annotations
-
-from types import MethodType
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
 from .models import S2S
+from .models.s2s import Normalise
+from .models.tracking import Concat
 
 
 def speed_up(model: S2S) -> S2S:
@@ -24,29 +25,34 @@ def speed_up(model: S2S) -> S2S:
     one-output convolution as a matrix product at inference. Changes ``model`` in place (same
     parameters, same state dict) and returns it."""
     model.to(memory_format=torch.channels_last)
-    model.normalise = MethodType(_normalise_channels_last, model)  # (copies rebind to the copy)
-    if hasattr(model, "join"):
-        model.join = join_channels_last
-    last = model.decoder[-1]
+    model.normalise = NormaliseChannelsLast().to(model.normalise.mean.device)
+    if isinstance(getattr(model, "join", None), Concat):
+        model.join = ConcatChannelsLast()
+    last = model.decoder.out
     if type(last) is nn.Conv2d and last.out_channels == 1:
         fast = OneMapConv(last.in_channels, last.kernel_size[0]).to(last.weight.device)
         fast.load_state_dict(last.state_dict())
-        model.decoder[-1] = fast.to(memory_format=torch.channels_last)
+        model.decoder.out = fast.to(memory_format=torch.channels_last)
     return model
 
 
-def _normalise_channels_last(model: S2S, x: Tensor) -> Tensor:
-    return S2S.normalise(model, x).contiguous(memory_format=torch.channels_last)
+class NormaliseChannelsLast(Normalise):
+    """`Normalise`, its output channels-last: the layout every convolution after it runs in."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return super().forward(x).contiguous(memory_format=torch.channels_last)
 
 
-def join_channels_last(parts: list[Tensor]) -> Tensor:
+class ConcatChannelsLast(Concat):
     """``torch.cat(parts, dim=1)`` that keeps the first map's channels-last layout: ``torch.cat``
     falls back to NCHW when a one-channel map joins, and the next convolution would then copy
     it all back."""
-    x = parts[0]
-    if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
-        return torch.cat([p.permute(0, 2, 3, 1) for p in parts], dim=3).permute(0, 3, 1, 2)
-    return torch.cat(parts, dim=1)
+
+    def forward(self, parts: list[Tensor]) -> Tensor:
+        x = parts[0]
+        if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+            return torch.cat([p.permute(0, 2, 3, 1) for p in parts], dim=3).permute(0, 3, 1, 2)
+        return torch.cat(parts, dim=1)
 
 
 class OneMapConv(nn.Conv2d):

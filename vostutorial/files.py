@@ -57,7 +57,7 @@ def write_text(path: str | os.PathLike, text: str) -> None:
         f.write(text)
 
 
-def write_json(path: str | os.PathLike, obj) -> None:
+def write_json(path: str | os.PathLike, obj: object) -> None:
     """``obj`` as indented JSON, atomically."""
     write_text(path, json.dumps(obj, indent=1))
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import os
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +17,6 @@ from tqdm.auto import tqdm
 from .checkpoint import load_checkpoint, model_from_checkpoint, training_loss
 from .data.ytvos import VideoSample, YTVOSSplit
 from .fast import speed_up, upsampled_argmax
-from .files import atomic_write
 from .losses import LOSSES
 from .models import S2S
 from .predictions import (
@@ -40,6 +38,15 @@ def frames_to_tensor(
     learnt from, and on CPU some 20x faster than resizing 720p frames as floats."""
     x = torch.from_numpy(frames).to(device).permute(0, 3, 1, 2)
     return (TF.resize(x, list(size), antialias=True).float() / 255)[None]
+
+
+def masks_to_tensor(
+    masks: np.ndarray, size: tuple[int, int], device: str | torch.device = "cpu"
+) -> torch.Tensor:
+    """``(K, H, W)`` bool masks -> ``(K, 1, h, w)`` float in {0, 1} at the model's size
+    (nearest neighbour: a given mask stays a mask)."""
+    x = torch.from_numpy(np.asarray(masks))[:, None].float().to(device)
+    return F.interpolate(x, size=size, mode="nearest")
 
 
 @torch.inference_mode()
@@ -65,8 +72,7 @@ def predict_objects(
     for oid, (t0, _) in sample.first_masks.items():
         by_start.setdefault(t0, []).append(oid)
     for t0, oids in sorted(by_start.items()):
-        masks = torch.stack([torch.from_numpy(sample.first_masks[o][1]) for o in oids])
-        masks = F.interpolate(masks[:, None].float().to(device), size=size, mode="nearest")
+        masks = masks_to_tensor(np.stack([sample.first_masks[o][1] for o in oids]), size, device)
         probs = torch.sigmoid(model(frames[:, t0:], masks))[:, :, 0]  # (K, T - t0, h, w)
         probs = F.pad(probs, (0, 0, 0, 0, t0, 0)).cpu().numpy()  # zero before the first frame
         for k, oid in enumerate(oids):
@@ -141,18 +147,26 @@ def soft_aggregate(p: np.ndarray, eps: float = 1e-6) -> np.ndarray:
 
 
 # --- online learning ------------------------------------------------------------------------
+# Online learning (the paper's OL) per video: steps, learning rate and clip length, chosen
+# together on synthetic valid (README, Speed: benchmarks/bench_online.py). On that split it is
+# what lifts unseen categories (README, Results).
+ONLINE_STEPS = 30
+ONLINE_LR = 6e-4
+ONLINE_CLIP_LEN = 2  # one target copy per given mask and step
+
+
 def finetune_online(
     model: S2S,
     sample: VideoSample,
-    steps: int,
+    steps: int = ONLINE_STEPS,
     size: tuple[int, int] | None = None,
-    lr: float = 6e-4,  # with clip_len 2 and 30 steps: chosen on 8 synthetic valid videos
-    clip_len: int = 2,  # one target copy per given mask and step (README, Speed)
+    lr: float = ONLINE_LR,
+    clip_len: int = ONLINE_CLIP_LEN,
     seed: int = 0,
     device: str | torch.device = "cpu",
     loss: str = "bce_iou",
     frozen: tuple[str, ...] = (),
-    flip: bool = False,  # on 8 synthetic valid videos, 25 steps: overall 0.722 with, 0.753 without
+    flip: bool = False,
     bf16: bool = False,
 ) -> S2S:
     """Online learning, as in the paper: a copy of ``model`` fine-tuned for ``steps`` Adam steps
@@ -161,13 +175,12 @@ def finetune_online(
     and the others as targets. ``loss`` names one of `vostutorial.losses.LOSSES`: use the one
     the model was trained with (`checkpoint.training_loss`). The parts named in ``frozen``
     (e.g. ``("encoder",)``) keep their weights and get no gradients: faster steps, at a cost
-    in gain that ``benchmarks/bench_online.py`` measures. ``flip`` also mirrors each copy
-    left-right half the time, as the paper's augmentation does (with the shipped checkpoint it
-    gains less: off by default). ``bf16`` runs the forward pass in bfloat16 autocast (weights,
-    loss and Adam stay float32): on a CPU with AMX a video is tuned 1.4x faster for the same
-    gain (benchmarks/bench_online.py, README), but it is off by default, because labels would
-    then depend on the CPU, and CPUs without native bfloat16 run it slower. ``model`` itself
-    is unchanged. All objects of the video are tuned together, as one batch."""
+    in gain (``benchmarks/bench_online.py``). ``flip`` also mirrors each copy left-right half
+    the time, as the paper's augmentation does (off by default: README, Speed, says what it
+    gains). ``bf16`` runs the forward pass in bfloat16 autocast (weights, loss and Adam stay
+    float32); it is off by default, because labels would then depend on the CPU, and CPUs
+    without native bfloat16 run it slower. ``model`` itself is unchanged. All objects of the
+    video are tuned together, as one batch."""
     size = size or model.cfg.input_size
     tuned = copy.deepcopy(model).to(device).train()
     for name in frozen:
@@ -179,7 +192,7 @@ def finetune_online(
     items = []
     for t0, mask in sample.first_masks.values():
         frame = frames_to_tensor(sample.frames[t0 : t0 + 1], size)[0, 0]
-        m = F.interpolate(torch.from_numpy(mask)[None, None].float(), size=size, mode="nearest")[0]
+        m = masks_to_tensor(mask[None], size)[0]
         items.append((frame, m))
     g = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng(devices=[]):
@@ -202,12 +215,32 @@ def finetune_online(
     return tuned.eval()
 
 
-# --- a whole split ---------------------------------------------------------------------------
+# --- a whole video, a whole split -----------------------------------------------------------
+def predict_video(
+    model: S2S,
+    sample: VideoSample,
+    online_steps: int = 0,
+    loss: str = "bce_iou",
+    merge_method: str = "argmax",
+    device: str | torch.device = "cpu",
+    fast: bool = True,
+    **online: object,
+) -> np.ndarray:
+    """One video's id maps ``(T, H, W)`` uint8 at its own resolution: ``online_steps`` of
+    online learning on its given masks (``online``: more `finetune_online` keywords), then
+    every object predicted (`predict_objects`) and the maps merged (`merge`)."""
+    net = model
+    if online_steps:
+        net = finetune_online(model, sample, online_steps, device=device, loss=loss, **online)
+    probs = predict_objects(net, sample, device=device)
+    return merge(probs, sample.first_masks, merge_method, sample.frames.shape[1:3], fast=fast)
+
+
 def predict_split(
-    root,
+    root: str | os.PathLike,
     split: str,
-    checkpoint,
-    out,
+    checkpoint: str | os.PathLike,
+    out: str | os.PathLike,
     online_steps: int = 0,
     merge_method: str = "argmax",
     device: str = "cpu",
@@ -256,14 +289,7 @@ def predict_split(
         todo = [v for v in ds.videos if overwrite or not video_done(out, v, tag)]
         for video in tqdm(todo, desc="predict", unit="video", disable=not progress):
             sample = ds.read_video_all_frames(video) if all_frames else ds.read_video(video)
-            net = (
-                finetune_online(model, sample, online_steps, device=device, loss=loss)
-                if online_steps
-                else model
-            )
-            probs = predict_objects(net, sample, device=device)
-            size = sample.frames.shape[1:3]
-            labels = merge(probs, sample.first_masks, merge_method, size, fast=fast)
+            labels = predict_video(model, sample, online_steps, loss, merge_method, device, fast)
             names = sample.frame_names
             if all_frames:  # the network saw every frame; the stored ones are written
                 stored = set(ds.videos[video].frames)
@@ -271,18 +297,3 @@ def predict_split(
                 labels, names = labels[rows], [names[i] for i in rows]
             write_video_masks(out, video, names, labels, tag)
     return out
-
-
-def zip_path_for(pred_dir: str | os.PathLike) -> Path:
-    """``PRED_DIR.zip`` beside the folder, named after its whole name (``pred.v1`` ->
-    ``pred.v1.zip``, never ``pred.zip``)."""
-    pred_dir = Path(pred_dir).resolve()
-    return pred_dir.with_name(pred_dir.name + ".zip")
-
-
-def zip_predictions(pred_dir, zip_path) -> None:
-    """A server-ready archive: ``Annotations/<video>/<frame>.png`` (written atomically)."""
-    pred_dir = Path(pred_dir)
-    with atomic_write(zip_path) as f, zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED) as z:
-        for png in sorted(pred_dir.glob("*/*.png")):
-            z.write(png, f"Annotations/{png.parent.name}/{png.name}")

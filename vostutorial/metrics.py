@@ -27,7 +27,9 @@ import math
 import numpy as np
 
 
-def _pair(pred: np.ndarray, gt: np.ndarray, void: np.ndarray | None):
+def _pair(
+    pred: np.ndarray, gt: np.ndarray, void: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
     pred, gt = np.asarray(pred, dtype=bool), np.asarray(gt, dtype=bool)
     if pred.shape != gt.shape or pred.ndim not in (2, 3):
         raise ValueError(f"pred {pred.shape} and gt {gt.shape} must both be (H, W) or (T, H, W)")
@@ -37,7 +39,7 @@ def _pair(pred: np.ndarray, gt: np.ndarray, void: np.ndarray | None):
     return pred, gt
 
 
-def jaccard(pred: np.ndarray, gt: np.ndarray, void: np.ndarray | None = None):
+def jaccard(pred: np.ndarray, gt: np.ndarray, void: np.ndarray | None = None) -> np.ndarray | float:
     """Region similarity J per frame; 1 where both masks are empty.
 
     ``void`` (optional, same shape) marks pixels that count for neither mask, as the DAVIS
@@ -218,7 +220,7 @@ def precision_recall(
 
 def f_measure(
     pred: np.ndarray, gt: np.ndarray, bound_th: float = 0.008, void: np.ndarray | None = None
-):
+) -> np.ndarray | float:
     """Contour accuracy F per frame, as the DAVIS 2017 toolkit computes it (see module doc)."""
     precision, recall = (np.asarray(x) for x in precision_recall(pred, gt, bound_th, void))
     total = precision + recall

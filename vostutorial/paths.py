@@ -38,3 +38,14 @@ def default_data() -> Path:
     if os.environ.get("VOSTUTORIAL_DATA"):
         return Path(os.environ["VOSTUTORIAL_DATA"])
     return HOME / "data" / "synthetic"
+
+
+def real_davis() -> Path:
+    """Real DAVIS 2016 sequences shared beside the checkout, for evaluation only (never trained
+    or tuned on, never copied in): ``$VOSTUTORIAL_REAL_SAMPLES/davis2016``, else
+    ``../shared/real-samples/davis2016``. Tests and benchmarks skip or say so where absent."""
+    shared = (
+        os.environ.get("VOSTUTORIAL_REAL_SAMPLES")
+        or PACKAGE.parent.parent / "shared" / "real-samples"
+    )
+    return Path(shared) / "davis2016"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,6 +21,7 @@ from tqdm.auto import tqdm
 from .data.palette import read_mask, write_mask
 from .data.ytvos import VideoSample, YTVOSSplit
 from .files import (
+    atomic_write,
     check_name,
     file_sha256,
     is_empty_dir,
@@ -209,3 +211,18 @@ def baseline_copy_first(
 ) -> Path:
     """Write the copy-first baseline's predictions for every video of a split."""
     return baseline_predictions(root, split, pred_dir, "copy-first", progress, overwrite)
+
+
+def zip_path_for(pred_dir: str | os.PathLike) -> Path:
+    """``PRED_DIR.zip`` beside the folder, named after its whole name (``pred.v1`` ->
+    ``pred.v1.zip``, never ``pred.zip``)."""
+    pred_dir = Path(pred_dir).resolve()
+    return pred_dir.with_name(pred_dir.name + ".zip")
+
+
+def zip_predictions(pred_dir: str | os.PathLike, zip_path: str | os.PathLike) -> None:
+    """A server-ready archive: ``Annotations/<video>/<frame>.png`` (written atomically)."""
+    pred_dir = Path(pred_dir)
+    with atomic_write(zip_path) as f, zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED) as z:
+        for png in sorted(pred_dir.glob("*/*.png")):
+            z.write(png, f"Annotations/{png.parent.name}/{png.name}")

@@ -4,6 +4,7 @@ folder, the data, and the memory one batch needs."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -12,6 +13,7 @@ from .data.clips import ClipDataset
 from .data.ytvos import YTVOSSplit
 from .files import is_empty_dir
 from .losses import LOSSES
+from .models import S2S
 from .resources import available_memory, gib, native_bf16, peak_memory
 from .train_config import TrainConfig
 
@@ -57,7 +59,7 @@ def check_data(root: Path, cfg: TrainConfig) -> tuple[ClipDataset, YTVOSSplit | 
     return clips, val
 
 
-def check_batch_fits(model, cfg: TrainConfig, dev: torch.device, world: int) -> int:
+def check_batch_fits(model: S2S, cfg: TrainConfig, dev: torch.device, world: int) -> int:
     """Measure one clip's training step and refuse a batch that cannot fit in memory, with the
     largest that does. Returns the bytes one clip needs. The probe draws no random numbers and
     leaves no gradients, so training is unchanged by it."""
@@ -88,7 +90,7 @@ def check_batch_fits(model, cfg: TrainConfig, dev: torch.device, world: int) -> 
     )
 
 
-def warn_slow_bf16(cfg: TrainConfig, dev: torch.device, say=print) -> None:
+def warn_slow_bf16(cfg: TrainConfig, dev: torch.device, say: Callable[[str], None] = print) -> None:
     """Say so when ``bf16`` would emulate bfloat16 on this CPU, slower than float32."""
     if cfg.bf16 and dev.type == "cpu" and not native_bf16():
         say(

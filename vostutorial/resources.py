@@ -15,6 +15,10 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # torch loads only where a function needs it: commands start fast
+    import torch
 
 
 def usable_cpus() -> int:
@@ -55,7 +59,7 @@ def set_threads(threads: int | None = None) -> int:
     return threads
 
 
-def require_device(device) -> None:
+def require_device(device: str | torch.device) -> None:
     """Raise a one-line ValueError when ``device`` is CUDA and torch sees no GPU."""
     import torch
 
@@ -105,7 +109,7 @@ def available_memory() -> int | None:
     return avail
 
 
-def peak_memory(fn: Callable[[], object], device=None) -> int:
+def peak_memory(fn: Callable[[], object], device: str | torch.device | None = None) -> int:
     """Bytes that ``fn()`` needs at its peak beyond what was in use before it ran.
 
     On CUDA the allocator's own peak; on the CPU the process's resident memory, sampled every

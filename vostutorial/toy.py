@@ -59,7 +59,9 @@ class BlobTracker(nn.Module):
         self.cell = ConvLSTMCell(hidden, hidden, kernel_size)
         self.head = nn.Conv2d(hidden, 1, 1)
 
-    def forward(self, x: Tensor, return_gates: bool = False):
+    def forward(
+        self, x: Tensor, return_gates: bool = False
+    ) -> Tensor | tuple[Tensor, list[dict[str, Tensor]]]:
         state, outs, gates = None, [], []
         for t in range(x.shape[1]):
             e = self.embed(x[:, t])

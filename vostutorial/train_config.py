@@ -76,12 +76,23 @@ def load_config(name_or_path: str, overrides: dict | None = None) -> TrainConfig
 
 # (type, lowest allowed value) of every number setting; the others are checked by name below
 _NUMBERS = {
-    "clip_len": (int, 2), "max_skip": (int, 1), "batch_size": (int, 1), "steps": (int, 1),
-    "warmup": (int, 0), "bce_from": (int, 0), "val_every": (int, 1), "val_videos": (int, 0),
-    "ckpt_every": (int, 1), "workers": (int, 0), "seed": (int, 0),
-    "lr": (float, 0.0), "min_lr": (float, 0.0), "weight_decay": (float, 0.0),
-    "grad_clip": (float, 0.0), "fade_feedback": (float, 0.0),
-}  # fmt: skip
+    "clip_len": (int, 2),
+    "max_skip": (int, 1),
+    "batch_size": (int, 1),
+    "steps": (int, 1),
+    "warmup": (int, 0),
+    "bce_from": (int, 0),
+    "val_every": (int, 1),
+    "val_videos": (int, 0),
+    "ckpt_every": (int, 1),
+    "workers": (int, 0),
+    "seed": (int, 0),
+    "lr": (float, 0.0),
+    "min_lr": (float, 0.0),
+    "weight_decay": (float, 0.0),
+    "grad_clip": (float, 0.0),
+    "fade_feedback": (float, 0.0),
+}
 
 
 def check_config(cfg: TrainConfig, where: str | os.PathLike = "config") -> None:
@@ -92,17 +103,10 @@ def check_config(cfg: TrainConfig, where: str | os.PathLike = "config") -> None:
         return ValueError(f"{where}: {key} must be {want}, not {getattr(cfg, key)!r}")
 
     for key, (kind, low) in _NUMBERS.items():
-        v = getattr(cfg, key)
-        ok_type = type(v) is int or (kind is float and type(v) is float)
-        if not ok_type or v < low or (kind is float and key in ("lr", "grad_clip") and v <= 0):
-            raise bad(key, f"{'an integer' if kind is int else 'a number'} >= {low}"
-                      + (" and > 0" if key in ("lr", "grad_clip") else ""))  # fmt: skip
-    for key in ("min_lr", "fade_feedback"):
-        if getattr(cfg, key) > 1:
-            raise bad(key, "a fraction in [0, 1]")
-    size = cfg.size
-    if not (isinstance(size, tuple) and len(size) == 2
-            and all(type(s) is int and s > 0 and s % 32 == 0 for s in size)):  # fmt: skip
+        want = _number_wanted(key, getattr(cfg, key), kind, low)
+        if want:
+            raise bad(key, want)
+    if not _is_size(cfg.size):
         raise bad("size", "[H, W], two positive multiples of 32")
     if cfg.model not in CONFIGS:
         raise bad("model", f"one of {sorted(CONFIGS)}")
@@ -110,11 +114,40 @@ def check_config(cfg: TrainConfig, where: str | os.PathLike = "config") -> None:
         raise bad("fade_feedback", f"0 for {cfg.model!r}, a model without mask feedback")
     if cfg.loss not in LOSSES:
         raise bad("loss", f"one of {sorted(LOSSES)}")
-    kinds = {"split": str, "val_split": str, "pretrained": str, "amp": bool, "bf16": bool,
-             "score_first": bool}  # fmt: skip
-    for key, kind in kinds.items():
+    for key, kind in _KINDS.items():
         if not isinstance(getattr(cfg, key), kind):
             raise bad(key, "a string" if kind is str else "true or false")
+
+
+def _number_wanted(key: str, v: object, kind: type, low: float) -> str | None:
+    """What a numeric setting must be, if ``v`` is not that (else None)."""
+    positive = key in ("lr", "grad_clip")
+    ok_type = type(v) is int or (kind is float and type(v) is float)
+    if not ok_type or v < low or (positive and v <= 0):
+        number = "an integer" if kind is int else "a number"
+        return f"{number} >= {low}" + (" and > 0" if positive else "")
+    if key in ("min_lr", "fade_feedback") and v > 1:
+        return "a fraction in [0, 1]"
+    return None
+
+
+_KINDS = {
+    "split": str,
+    "val_split": str,
+    "pretrained": str,
+    "amp": bool,
+    "bf16": bool,
+    "score_first": bool,
+}
+
+
+def _is_size(size: object) -> bool:
+    """``(H, W)``, two positive multiples of 32 (the network pools five times)."""
+    return (
+        isinstance(size, tuple)
+        and len(size) == 2
+        and all(type(s) is int and s > 0 and s % 32 == 0 for s in size)
+    )
 
 
 def parse_override(text: str) -> tuple[str, object]:

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .data.palette import PALETTE
+
+if TYPE_CHECKING:  # names for the signatures only: matplotlib and torch load when drawing
+    from matplotlib.axes import Axes
+
+    from .data.ytvos import YTVOSSplit
+    from .models import S2S
 
 
 def overlay(
@@ -57,10 +65,10 @@ def show_strip(
     masks: np.ndarray,
     step: int = 1,
     title: str | None = None,
-    ax=None,
+    ax: Axes | None = None,
     names: Sequence[str] | None = None,
     legend: dict[int, str] | None = None,
-):
+) -> Axes:
     """Plot `overlay_strip` with matplotlib, labelling each frame; ``legend`` maps object ids
     to labels shown in their palette colours. Returns the axes."""
     import matplotlib.pyplot as plt
@@ -86,7 +94,7 @@ def show_strip(
     return ax
 
 
-def plot_protocol(split, video: str, ax=None):
+def plot_protocol(split: YTVOSSplit, video: str, ax: Axes | None = None) -> Axes:
     """The YouTube-VOS protocol of one video as a timeline per object: the frame its mask is
     given on, the frames scored after it, and where the object is absent (scored too: an
     empty prediction is right there). ``split`` is a `data.YTVOSSplit`. Returns the axes."""
@@ -113,8 +121,12 @@ def plot_protocol(split, video: str, ax=None):
     ax.set_xticks([t + 0.5 for t in range(0, len(names), step)], names[::step], fontsize=8)
     ax.set(xlim=(0, len(names)), xlabel="frame", title=f"{video}: what is given, what is scored")
     ax.invert_yaxis()
-    ax.legend(handles=[Patch(color=c, label=k) for k, c in colours.items()], fontsize=8,
-              loc="upper left", bbox_to_anchor=(1.0, 1.0))  # fmt: skip
+    ax.legend(
+        handles=[Patch(color=c, label=k) for k, c in colours.items()],
+        fontsize=8,
+        loc="upper left",
+        bbox_to_anchor=(1.0, 1.0),
+    )
     return ax
 
 
@@ -210,7 +222,7 @@ class VideoViewer:
             self.toggles[obj].value = on
         self.show(self.frame)
 
-    def _ipython_display_(self):
+    def _ipython_display_(self) -> None:
         from IPython.display import display
 
         display(self.widget)
@@ -232,7 +244,9 @@ def boundary_picture(pred: np.ndarray, gt: np.ndarray, bound_th: float = 0.008) 
     return img
 
 
-def plot_training_log(log_path, axes=None, smooth: int = 25):
+def plot_training_log(
+    log_path: str | os.PathLike, axes: Sequence[Axes] | None = None, smooth: int = 25
+) -> Sequence[Axes]:
     """Loss (per step and a running mean), learning rate and validation J of a ``log.jsonl``
     written by `vostutorial.train`, on three matplotlib axes (made when not given). Returns
     the axes."""
@@ -264,10 +278,10 @@ def plot_training_log(log_path, axes=None, smooth: int = 25):
 def plot_j_over_time(
     curves: dict[str, np.ndarray],
     names: Sequence[str],
-    ax=None,
-    title="",
+    ax: Axes | None = None,
+    title: str = "",
     styles: dict[str, dict] | None = None,
-):
+) -> Axes:
     """Per-frame J of several methods, ``{label: (T,)}``, over the frame names they score;
     one line each, with the method's mean in the legend. ``styles`` maps a label to
     ``ax.plot`` keywords (e.g. one colour per object, dashed before and solid after).
@@ -287,7 +301,38 @@ def plot_j_over_time(
     return ax
 
 
-def draw_architecture(model, ax=None):
+def _draw_skips(ax: Axes, main: list[str], xs: dict[str, float]) -> None:
+    """Dashed arcs: encoder maps at 1/16 .. 1/2 join the decoder stages of their size."""
+    enc = [n for n in main if n.startswith("encoder stage")][-2::-1]
+    dec = [n for n in main if n.startswith("decoder up")]
+    arc = {"arrowstyle": "->", "ls": "--", "color": "C0", "alpha": 0.5}
+    for a, b in zip(enc, dec, strict=False):
+        ax.annotate(
+            "",
+            (xs[b], -0.15),
+            (xs[a], -0.15),
+            arrowprops=arc | {"connectionstyle": "arc3,rad=0.25"},
+        )
+
+
+def _architecture_layout(
+    names: list[str],
+) -> tuple[list[str], list[str], dict[str, float], dict[str, float]]:
+    """The diagram's two rows of stage names (the initializer's, the frames' path) and each
+    stage's x and y: the initializer's row ends above the ConvLSTM."""
+    init = ["frame 0 + mask"] + [n for n in names if n.startswith("initializer")]
+    init += ["init_h (1x1 conv)"]
+    main = ["input frames"] + [n for n in names if n.startswith("encoder")]
+    main += ["lstm (h per step)"] + [n for n in names if n.startswith("decoder")]
+    xs: dict[str, float] = {n: i for i, n in enumerate(main)}
+    lstm_x = xs["lstm (h per step)"]
+    for i, n in enumerate(init):
+        xs[n] = lstm_x - len(init) + i + 0.0
+    rows = {n: (1.0 if n in init else 0.0) for n in xs}
+    return init, main, xs, rows
+
+
+def draw_architecture(model: S2S, ax: Axes | None = None) -> Axes:
     """A block diagram of an S2S model drawn from the model itself: every stage that
     `models.summary.trace_shapes` sees on a one-object, two-frame pass at the model's input
     size, with the tensor shape (C x H x W, batch and time left out) on each arrow. The
@@ -305,28 +350,31 @@ def draw_architecture(model, ax=None):
     def label(s: tuple) -> str:
         return "x".join(map(str, s[-3:]))
 
-    init = ["frame 0 + mask"] + [n for n, _ in stages if n.startswith("initializer")]
-    init += ["init_h (1x1 conv)"]
-    main = ["input frames"] + [n for n, _ in stages if n.startswith("encoder")]
-    main += ["lstm (h per step)"] + [n for n, _ in stages if n.startswith("decoder")]
+    init, main, xs, rows = _architecture_layout([n for n, _ in stages])
     if ax is None:
         ax = plt.subplots(figsize=(max(12, 1.25 * len(main)), 3.6))[1]
-    xs = {n: i for i, n in enumerate(main)}
-    lstm_x = xs["lstm (h per step)"]
-    for i, n in enumerate(init):  # the initializer's row ends above the ConvLSTM
-        xs[n] = lstm_x - len(init) + i + 0.0
-    rows = {n: (1.0 if n in init else 0.0) for n in xs}
 
     def box(n: str, colour: str) -> None:
         title = n.split(" (")[0].replace("encoder stage", "enc").replace("decoder up", "up")
         title = title.replace("initializer stage", "init").replace("decoder logits", "logits")
-        ax.text(xs[n], rows[n], title.replace("_", " "), ha="center", va="center", fontsize=8,
-                bbox={"boxstyle": "round", "fc": colour, "ec": "0.3"})  # fmt: skip
+        ax.text(
+            xs[n],
+            rows[n],
+            title.replace("_", " "),
+            ha="center",
+            va="center",
+            fontsize=8,
+            bbox={"boxstyle": "round", "fc": colour, "ec": "0.3"},
+        )
 
     def arrow(a: str, b: str, text: str, style: str = "-") -> None:
         (x0, y0), (x1, y1) = (xs[a], rows[a]), (xs[b], rows[b])
-        ax.annotate("", (x1 - 0.3 * (x1 > x0), y1 - 0.15 * (y1 < y0)), (x0 + 0.3 * (x1 > x0), y0),
-                    arrowprops={"arrowstyle": "->", "ls": style, "color": "0.3"})  # fmt: skip
+        ax.annotate(
+            "",
+            (x1 - 0.3 * (x1 > x0), y1 - 0.15 * (y1 < y0)),
+            (x0 + 0.3 * (x1 > x0), y0),
+            arrowprops={"arrowstyle": "->", "ls": style, "color": "0.3"},
+        )
         ax.text((x0 + x1) / 2, (y0 + y1) / 2 + 0.12, text, ha="center", fontsize=6.5, color="C3")
 
     colours = {"input": "w", "frame": "w", "enc": "#cfe3f6", "lstm": "#fde2a6", "dec": "#d5efcf"}
@@ -340,16 +388,13 @@ def draw_architecture(model, ax=None):
     for a, b in zip(init, init[1:], strict=False):
         arrow(a, b, label(shape[a]))
     arrow(init[-1], "lstm (h per step)", "h0, c0: " + label(shape["init_h (1x1 conv)"]))
-    if model.cfg.skips:  # encoder maps at 1/16 .. 1/2 join the decoder stages of their size
-        enc = [n for n in main if n.startswith("encoder stage")][-2::-1]
-        dec = [n for n in main if n.startswith("decoder up")]
-        for a, b in zip(enc, dec, strict=False):
-            x0, x1 = xs[a], xs[b]
-            ax.annotate("", (x1, -0.15), (x0, -0.15), arrowprops={
-                "arrowstyle": "->", "ls": "--", "color": "C0", "alpha": 0.5,
-                "connectionstyle": "arc3,rad=0.25"})  # fmt: skip
+    if model.cfg.skips:
+        _draw_skips(ax, main, xs)
     ax.set(xlim=(min(xs.values()) - 1.6, max(xs.values()) + 0.8), ylim=(-1.3, 1.5))
-    ax.set_title(f"S2S '{model.cfg.name}' at {h}x{w}: shapes are channels x height x width"
-                 + (" (dashed: skips)" if model.cfg.skips else ""), fontsize=10)  # fmt: skip
+    ax.set_title(
+        f"S2S '{model.cfg.name}' at {h}x{w}: shapes are channels x height x width"
+        + (" (dashed: skips)" if model.cfg.skips else ""),
+        fontsize=10,
+    )
     ax.axis("off")
     return ax

@@ -39,7 +39,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> object:
     # torch takes seconds to import: load the clip dataset only when it is asked for, so the
     # data scripts and `vostutorial check-data` start fast.
     if name in ("ClipDataset", "clip_transform", "PAPER_SIZE"):

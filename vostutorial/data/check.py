@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -85,7 +86,7 @@ def _check_masks(ds: YTVOSSplit, video: str, shapes: dict, problems: list[str]) 
             problems.append(f"{path}: object {oid} first appears here but the file is missing")
 
 
-def _meta_disagreements(ds: YTVOSSplit, video: str, path, mask: np.ndarray) -> list[str]:
+def _meta_disagreements(ds: YTVOSSplit, video: str, path: Path, mask: np.ndarray) -> list[str]:
     """Objects present in a full mask but not listed for its frame in meta.json, or listed
     but absent."""
     present = set(np.unique(mask).tolist()) - {0}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +20,8 @@ from tqdm.auto import tqdm
 
 from ..files import atomic_write
 from .davis import DavisSequences
-from .palette import read_image, write_image, write_mask
-from .ytvos import ObjectInfo, YTVOSSplit, first_appearance_masks, sort_frames, write_meta
+from .palette import read_image, write_image
+from .ytvos import ObjectInfo, YTVOSSplit, sort_frames, write_meta, write_video
 
 
 def _resized(arr: np.ndarray, height: int | None, nearest: bool) -> np.ndarray:
@@ -41,33 +42,6 @@ def _copy_frame(src: Path, dst: Path, height: int | None, link: bool) -> None:
             shutil.copyfileobj(f, g)
     else:
         write_image(dst, _resized(read_image(src), height, nearest=False))
-
-
-def _write_video(
-    out_split: Path,
-    video: str,
-    names: list[str],
-    frame: callable,
-    mask: callable,
-    objects: dict[int, ObjectInfo],
-    heldout: bool,
-    height: int | None,
-    link: bool,
-) -> None:
-    """Write one video's frames and masks; ``frame(name)`` gives a path, ``mask(name)`` ids."""
-    for sub in ("JPEGImages", "Annotations") + (("GroundTruth",) if heldout else ()):
-        (out_split / sub / video).mkdir(parents=True, exist_ok=True)
-    for name in names:
-        _copy_frame(Path(frame(name)), out_split / "JPEGImages" / video / f"{name}.jpg", height,
-                    link)  # fmt: skip
-    gts = {n: _resized(mask(n), height, nearest=True) for n in names if mask(n) is not None}
-    full = "GroundTruth" if heldout else "Annotations"
-    for name, gt in gts.items():
-        write_mask(out_split / full / video / f"{name}.png", gt)
-    if heldout:
-        firsts = {oid: o.frames[0] for oid, o in objects.items()}  # in time order
-        for name, m in first_appearance_masks(firsts, gts.__getitem__).items():
-            write_mask(out_split / "Annotations" / video / f"{name}.png", m)
 
 
 def davis_to_ytvos(
@@ -107,17 +81,12 @@ def davis_to_ytvos(
                 if oid:
                     present.setdefault(oid, []).append(name)
         videos[seq] = {oid: ObjectInfo(oid, category, fr) for oid, fr in present.items()}
-        _write_video(
-            out_split,
-            seq,
-            names,
-            lambda n, s=seq: davis.frame_dir / s / f"{n}.jpg",
-            mask,
-            videos[seq],
-            heldout,
-            None,
-            link=False,
-        )
+        frames = {
+            n: partial(_copy_frame, davis.frame_dir / seq / f"{n}.jpg", height=None, link=False)
+            for n in names
+        }
+        gts = {n: m for n in names if (m := mask(n)) is not None}
+        write_video(out_split, seq, frames, gts, videos[seq], heldout)
     write_meta(out_split / "meta.json", videos)
     return out_split
 
@@ -175,22 +144,21 @@ def carve_heldout(
     for video, info in tqdm(src.videos.items(), desc="carve held-out split", disable=not progress):
         split = heldout_name if video in held else "train"
         annotated = {p.stem for p in (src.dir / "Annotations" / video).glob("*.png")}
-        _write_video(
-            out / split,
-            video,
-            info.frames,
-            lambda n, v=video: src.frame_path(v, n),
-            lambda n, v=video, a=annotated: src.annotation(v, n) if n in a else None,
-            info.objects,
-            split == heldout_name,
-            height,
-            link,
-        )
+        frames = {
+            n: partial(_copy_frame, src.frame_path(video, n), height=height, link=link)
+            for n in info.frames
+        }
+        gts = {
+            n: _resized(src.annotation(video, n), height, nearest=True)
+            for n in info.frames
+            if n in annotated
+        }
+        write_video(out / split, video, frames, gts, info.objects, split == heldout_name)
         metas[split][video] = info.objects
         every = src.all_frames_dir / video
         if split == heldout_name and every.is_dir():
-            _copy_frames(every, out / f"{heldout_name}_all_frames" / "JPEGImages" / video,
-                         height, link)  # fmt: skip
+            all_frames = out / f"{heldout_name}_all_frames" / "JPEGImages" / video
+            _copy_frames(every, all_frames, height, link)
     for split, videos in metas.items():
         (out / split).mkdir(parents=True, exist_ok=True)
         write_meta(out / split / "meta.json", videos)

@@ -8,6 +8,8 @@ uninterrupted one would.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import torch
 from torch.utils.data import Dataset, Sampler, default_collate
 
@@ -34,7 +36,7 @@ class StepSampler(Sampler):
         self.n, self.batch, self.seed = n, batch_size, seed
         self.start, self.stop, self.rank, self.world = start, stop, rank, world
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
         per = self.batch // self.world
         for step in range(self.start, self.stop):
             g = torch.Generator().manual_seed(self.seed * 1_000_003 + step)

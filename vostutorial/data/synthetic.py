@@ -23,7 +23,7 @@ import math
 import os
 import shutil
 from dataclasses import asdict, dataclass
-from functools import cache
+from functools import cache, partial
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -33,8 +33,8 @@ from tqdm.auto import tqdm
 
 from ..files import is_empty_dir, write_json
 from ..paths import default_data
-from .palette import write_image, write_mask
-from .ytvos import ObjectInfo, first_appearance_masks, write_meta
+from .palette import write_image
+from .ytvos import ObjectInfo, write_meta, write_video
 
 
 @dataclass(frozen=True)
@@ -188,9 +188,14 @@ class _Track:
 
 
 def _sample_track(
-    rng: np.random.Generator, shape: str, n_frames: int, h: int, w: int, late: bool,
+    rng: np.random.Generator,
+    shape: str,
+    n_frames: int,
+    h: int,
+    w: int,
+    late: bool,
     look: Image.Image | None = None,
-) -> _Track:  # fmt: skip
+) -> _Track:
     if look is None:
         photo = _photo(PHOTOS[int(rng.integers(len(PHOTOS)))])
         look = _recolour(rng, photo, float(rng.uniform(0, 1)))
@@ -325,8 +330,9 @@ class SynthConfig:
     def __post_init__(self) -> None:
         # The sampler needs a frame after each object's first one, and room to draw shapes.
         if self.frames < 2:
-            raise ValueError(f"frames must be at least 2 (the given frame and one to track), "
-                             f"not {self.frames}")  # fmt: skip
+            raise ValueError(
+                f"frames must be at least 2 (the given frame and one to track), not {self.frames}"
+            )
         if min(self.size) < 16:
             raise ValueError(f"size must be at least 16x16, not {self.size[0]}x{self.size[1]}")
         if self.train_videos < 0 or self.valid_videos < 0:
@@ -335,7 +341,9 @@ class SynthConfig:
             raise ValueError(f"unseen_fraction must lie in [0, 1], not {self.unseen_fraction}")
 
 
-def _video(cfg: SynthConfig, split: str, index: int):
+def _video(
+    cfg: SynthConfig, split: str, index: int
+) -> tuple[str, list[str], np.ndarray, np.ndarray, dict[int, ObjectInfo], int]:
     """Sample one video whose objects are all clearly visible on their first frame."""
     h, w = cfg.size
     rng = np.random.default_rng([cfg.seed, {"train": 0, "valid": 1}[split], index])
@@ -378,17 +386,10 @@ def _video(cfg: SynthConfig, split: str, index: int):
 def _write_video(args: tuple[SynthConfig, str, int, Path]) -> tuple[str, dict[int, ObjectInfo]]:
     cfg, split, index, out = args
     name, names, frames, ids, objects, quality = _video(cfg, split, index)
-    for sub in ("JPEGImages", "Annotations") + (("GroundTruth",) if split == "valid" else ()):
-        (out / sub / name).mkdir(parents=True, exist_ok=True)
-    full = "Annotations" if split == "train" else "GroundTruth"
-    for t, fname in enumerate(names):
-        write_image(out / "JPEGImages" / name / f"{fname}.jpg", frames[t], quality)
-        write_mask(out / full / name / f"{fname}.png", ids[t])
-    if split == "valid":  # valid gives each object's mask only where it first appears
-        firsts = {oid: o.frames[0] for oid, o in objects.items()}
-        given = first_appearance_masks(firsts, lambda f: ids[names.index(f)])
-        for fname, mask in given.items():
-            write_mask(out / "Annotations" / name / f"{fname}.png", mask)
+    pairs = zip(names, frames, strict=True)
+    writers = {f: partial(write_image, image=im, quality=quality) for f, im in pairs}
+    masks = dict(zip(names, ids, strict=True))
+    write_video(out, name, writers, masks, objects, heldout=split == "valid")
     return name, objects
 
 

@@ -21,14 +21,14 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..files import check_name, write_json
-from .palette import mask_ids, read_image, read_mask
+from .palette import mask_ids, read_image, read_mask, write_mask
 
 
 @dataclass
@@ -71,22 +71,29 @@ def load_meta(path: str | os.PathLike) -> dict[str, dict[int, ObjectInfo]]:
             raise ValueError(f'{path}: video {video!r} has no "objects" mapping')
         out[video] = {}
         for key, obj in objects.items():
-            try:
-                oid = int(key)
-                category, frames = str(obj["category"]), obj["frames"]
-                if not isinstance(frames, list) or not all(isinstance(f, str) for f in frames):
-                    raise TypeError(f"frames is {frames!r}, not a list of frame names")
-            except (ValueError, TypeError, KeyError) as exc:
-                raise ValueError(
-                    f'{path}: video {video!r} object {key!r} must be {{"category": str, '
-                    f'"frames": [str, ...]}} with an integer id ({exc})'
-                ) from None
-            if not 1 <= oid <= 255:
-                raise ValueError(f"{path}: video {video!r} object id {oid} is outside 1..255")
-            for f in frames:
+            info = _object_info(key, obj, f"{path}: video {video!r}")
+            for f in info.frames:
                 check_name(f, f"frame of video {video!r}", path)
-            out[video][oid] = ObjectInfo(oid, category, sort_frames(frames, path))
+            info.frames = sort_frames(info.frames, path)
+            out[video][info.id] = info
     return out
+
+
+def _object_info(key: str, obj: object, where: str) -> ObjectInfo:
+    """One ``"objects"`` entry of meta.json, checked; ``where`` names the file and video."""
+    try:
+        oid = int(key)
+        category, frames = str(obj["category"]), obj["frames"]
+        if not isinstance(frames, list) or not all(isinstance(f, str) for f in frames):
+            raise TypeError(f"frames is {frames!r}, not a list of frame names")
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ValueError(
+            f'{where} object {key!r} must be {{"category": str, '
+            f'"frames": [str, ...]}} with an integer id ({exc})'
+        ) from None
+    if not 1 <= oid <= 255:
+        raise ValueError(f"{where} object id {oid} is outside 1..255")
+    return ObjectInfo(oid, category, frames)
 
 
 def frame_key(name: str) -> tuple:
@@ -94,7 +101,7 @@ def frame_key(name: str) -> tuple:
     return (0, int(name), name) if name.isdigit() else (1, 0, name)
 
 
-def sort_frames(names, where: str | os.PathLike) -> list[str]:
+def sort_frames(names: Iterable[str], where: str | os.PathLike) -> list[str]:
     """Frame names in time order, or a ValueError naming ``where`` when the names do not say it.
 
     All-number names sort by value; other names must all have one length (``frame_007``), since
@@ -154,8 +161,9 @@ class YTVOSSplit:
             folder = self.dir / "JPEGImages" / name
             files = os.listdir(folder) if folder.is_dir() else []
             frames = sort_frames([f[:-4] for f in files if f.endswith(".jpg")], folder)
-            odd = sorted(f for f in files if f.lower().endswith((".jpg", ".jpeg"))
-                         and not f.endswith(".jpg"))  # fmt: skip
+            odd = sorted(
+                f for f in files if f.lower().endswith((".jpg", ".jpeg")) and not f.endswith(".jpg")
+            )
             if odd:
                 self.odd_frame_files[name] = odd
             self.videos[name] = VideoInfo(name, frames, objects)
@@ -218,11 +226,15 @@ class YTVOSSplit:
             )
         return mask
 
-    def annotation(self, video: str, frame: str, shape: tuple[int, ...] | None = None):
+    def annotation(
+        self, video: str, frame: str, shape: tuple[int, ...] | None = None
+    ) -> np.ndarray:
         """The Annotations mask ``(H, W)`` uint8 of object ids; checked against ``shape``."""
         return self._mask(self.annotation_path(video, frame), video, shape)
 
-    def ground_truth(self, video: str, frame: str, shape: tuple[int, ...] | None = None):
+    def ground_truth(
+        self, video: str, frame: str, shape: tuple[int, ...] | None = None
+    ) -> np.ndarray:
         """The full ground-truth mask ``(H, W)`` uint8 of object ids."""
         return self._mask(self.ground_truth_path(video, frame), video, shape)
 
@@ -374,3 +386,30 @@ def first_appearance_masks(
         gt = ground_truth(frame)
         out[frame] = np.where(np.isin(gt, starting), gt, 0).astype(np.uint8)
     return out
+
+
+def write_video(
+    split_dir: Path,
+    video: str,
+    frames: dict[str, Callable[[Path], None]],
+    masks: dict[str, np.ndarray],
+    objects: dict[int, ObjectInfo],
+    heldout: bool,
+) -> None:
+    """One video of a split in the YouTube-VOS layout (the one writer `data.convert`,
+    `data.synthetic` and the tests use): ``frames[name](path)`` writes frame ``name``'s JPEG;
+    ``masks`` are the ``(H, W)`` id maps of the annotated frames. A training split keeps them
+    all in ``Annotations``; a ``heldout`` one keeps them in ``GroundTruth`` and gives in
+    ``Annotations`` each object's mask only on the frame where it first appears (`objects`,
+    as meta.json lists them)."""
+    for sub in ("JPEGImages", "Annotations") + (("GroundTruth",) if heldout else ()):
+        (split_dir / sub / video).mkdir(parents=True, exist_ok=True)
+    for name, write_frame in frames.items():
+        write_frame(split_dir / "JPEGImages" / video / f"{name}.jpg")
+    full = "GroundTruth" if heldout else "Annotations"
+    for name, ids in masks.items():
+        write_mask(split_dir / full / video / f"{name}.png", ids)
+    if heldout:
+        firsts = {oid: o.frames[0] for oid, o in objects.items()}  # in time order
+        for name, given in first_appearance_masks(firsts, masks.__getitem__).items():
+            write_mask(split_dir / "Annotations" / video / f"{name}.png", given)

@@ -14,10 +14,12 @@ from .tracking import TrackingS2S
 
 
 def build_model(
-    config: str | ModelConfig = "tiny", pretrained: str | os.PathLike | None = None, **overrides
+    config: str | ModelConfig = "tiny",
+    pretrained: str | os.PathLike | None = None,
+    **overrides: object,
 ) -> S2S:
     """A model from the registry (``"s2s-vgg16"``, ``"paper"``, ``"tiny"``) or a
-    `ModelConfig`: an `S2S` when the config has none of ``tiny``'s tracking cues, else a
+    `ModelConfig`: an `S2S` when the config has no tracking cue (`ModelConfig.tracks`), else a
     `TrackingS2S`.
 
     ``pretrained`` is a VGG16 source (`models.pretrained_vgg16`: ``"hed"``, ``"imagenet"`` or

@@ -52,23 +52,43 @@ def resize_mask(mask: Tensor, size: tuple[int, int]) -> Tensor:
     return nn.functional.adaptive_avg_pool2d(mask, size)
 
 
-def upsampling_decoder(
-    in_channels: int, widths: tuple[int, ...], kernel: int, joins: tuple[int, ...]
-) -> nn.Sequential:
-    """Per stage a ``kernel x kernel`` transposed convolution of stride 2 + ReLU (each doubles
-    the resolution), then a ``kernel x kernel`` convolution to one map: ``(N, C, h, w) ->
-    (N, 1, 2^S h, 2^S w)``. ``joins[i]`` channels are concatenated after stage i (0 in the
-    paper, whose decoder sees only ``h_t``)."""
-    layers: list[nn.Module] = []
-    c = in_channels
-    for width, extra in zip(widths, joins, strict=True):
-        layers += [
-            nn.ConvTranspose2d(c, width, kernel, stride=2, padding=kernel // 2, output_padding=1),
-            nn.ReLU(inplace=True),
-        ]
-        c = width + extra
-    layers.append(nn.Conv2d(c, 1, kernel, padding=kernel // 2))
-    return nn.Sequential(*layers)
+class Decoder(nn.Module):
+    """Upsampling stages, each a ``kernel x kernel`` transposed convolution of stride 2 + ReLU
+    that doubles the resolution, then a ``kernel x kernel`` convolution to one map: ``(N, C,
+    h, w) -> (N, 1, 2^S h, 2^S w)``. ``joins[i]`` more channels enter the stage after stage
+    i (the maps that `TrackingS2S.decode` concatenates there: U-Net skips, the previous mask,
+    cues); the paper's decoder sees only ``h_t`` (all 0) and runs as ``decoder(h)``."""
+
+    def __init__(
+        self, in_channels: int, widths: tuple[int, ...], kernel: int, joins: tuple[int, ...]
+    ):
+        super().__init__()
+        self.stages = nn.ModuleList()
+        c = in_channels
+        for width, extra in zip(widths, joins, strict=True):
+            up = nn.ConvTranspose2d(
+                c, width, kernel, stride=2, padding=kernel // 2, output_padding=1
+            )
+            self.stages.append(nn.Sequential(up, nn.ReLU(inplace=True)))
+            c = width + extra
+        self.out = nn.Conv2d(c, 1, kernel, padding=kernel // 2)
+
+    def forward(self, h: Tensor) -> Tensor:
+        for stage in self.stages:
+            h = stage(h)
+        return self.out(h)
+
+
+class Normalise(nn.Module):
+    """RGB in [0, 1] ``(N, 3, H, W)`` -> ImageNet-normalised, as VGG16 was trained."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return (x - self.mean) / self.std
 
 
 class S2S(nn.Module):
@@ -85,8 +105,7 @@ class S2S(nn.Module):
         super().__init__()
         self.cfg = cfg
         feat = cfg.widths[-1]
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        self.normalise = Normalise()
         # Encoder: x_t = ReLU(conv1x1(VGG16(frame_t)))                  (N, C, H/32, W/32)
         self.encoder = vgg_features(cfg.widths, cfg.convs, 3)
         self.encoder_out = nn.Sequential(nn.Conv2d(feat, cfg.hidden, 1), nn.ReLU(inplace=True))
@@ -106,6 +125,7 @@ class S2S(nn.Module):
         # Memory: (h_t, c_t) = ConvLSTM(x_t, (h_{t-1}, c_{t-1}))
         self.lstm = ConvLSTMCell(self.lstm_inputs(), cfg.hidden, cfg.lstm_kernel)
         # Decoder: logits_t = D(h_t)                                    (N, 1, H, W)
+        self.build_cues()  # (before the decoder, as the shipped run's weights were drawn)
         self.decoder = self.build_decoder()
         self._init_weights()
 
@@ -113,12 +133,13 @@ class S2S(nn.Module):
         """Channels of the ConvLSTM's input: the encoder's features."""
         return self.cfg.hidden
 
-    def build_decoder(self) -> nn.Sequential:
+    def build_cues(self) -> None:
+        """Layers of inputs beyond the paper's (`TrackingS2S`); the paper has none."""
+
+    def build_decoder(self) -> Decoder:
         """The paper's decoder sees only ``h_t``."""
         cfg = self.cfg
-        return upsampling_decoder(
-            cfg.hidden, cfg.decoder, cfg.decoder_kernel, (0,) * len(cfg.decoder)
-        )
+        return Decoder(cfg.hidden, cfg.decoder, cfg.decoder_kernel, (0,) * len(cfg.decoder))
 
     def _init_weights(self) -> None:
         # He initialisation for the ReLU stacks, as torchvision's VGG does: PyTorch's default
@@ -132,10 +153,6 @@ class S2S(nn.Module):
                 if isinstance(m, nn.Conv2d | nn.ConvTranspose2d):
                     nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
                     nn.init.zeros_(m.bias)
-
-    def normalise(self, x: Tensor) -> Tensor:
-        """RGB in [0, 1] ``(N, 3, H, W)`` -> ImageNet-normalised, as VGG16 was trained."""
-        return (x - self.mean) / self.std
 
     def train(self, mode: bool = True) -> S2S:
         super().train(mode)
@@ -173,6 +190,15 @@ class S2S(nn.Module):
             x = self.initializer(torch.cat([self.normalise(frame), mask], dim=1))
         return self.init_h(x), self.init_c(x)
 
+    def recur(self, feats: Tensor, state: State) -> Tensor:
+        """The memory carries the object through time: features ``(K, T, C, h, w)`` and the
+        initial state -> hidden states ``h_t`` ``(K, T, C, h, w)``."""
+        hs = []
+        for i in range(feats.shape[1]):
+            state = self.lstm(feats[:, i], state)
+            hs.append(state[0])
+        return torch.stack(hs, dim=1)
+
     def check_inputs(self, frames: Tensor, first_mask: Tensor) -> None:
         b, _, _, hgt, wid = frames.shape
         k = first_mask.shape[0]
@@ -190,11 +216,7 @@ class S2S(nn.Module):
         if feats.shape[0] != k:  # K objects of one video: its frames encoded once, shared
             feats = feats.expand(k, *feats.shape[1:])
         state = self.initial_state(frames[:, 0].expand(k, *frames.shape[2:]), first_mask)
-        hs = []
-        for i in range(t):  # the memory carries the object through time
-            state = self.lstm(feats[:, i], state)
-            hs.append(state[0])
-        hs = torch.stack(hs, dim=1)  # (K, T, C, h, w)
+        hs = self.recur(feats, state)  # (K, T, C, h, w)
         logits = self.decoder(hs.flatten(0, 1))  # every frame decoded from h_t alone
         logits = logits.view(k, t, *logits.shape[1:])
         return (logits, hs) if return_hidden else logits

@@ -20,7 +20,7 @@ def count_macs(model: nn.Module, *inputs: torch.Tensor) -> dict[str, int]:
         for m in child.modules():
             if isinstance(m, nn.Conv2d | nn.ConvTranspose2d):
 
-                def hook(mod, inp, out, top=top):
+                def hook(mod: nn.Module, inp: tuple, out: torch.Tensor, top: str = top) -> None:
                     k = mod.kernel_size[0] * mod.kernel_size[1]
                     if isinstance(mod, nn.ConvTranspose2d):
                         macs = inp[0].numel() * mod.out_channels // mod.groups * k
@@ -46,6 +46,8 @@ def summary(model: S2S, frames: int = 2) -> str:
     lines = [f"model {model.cfg.name!r} at {h}x{w}", f"{'part':14} {'params':>12} {'GMACs':>10}"]
     for name, child in model.named_children():
         n = sum(p.numel() for p in child.parameters())
+        if not n:  # the input's normalisation, the joins of maps: nothing learnt, no MACs
+            continue
         g = macs.get(name, 0) / (1 if name in once else frames) / 1e9
         lines.append(
             f"{name:14} {n:12,d} {g:10.3f}" + ("  (once per object)" if name in once else "")
@@ -66,8 +68,8 @@ def trace_shapes(model: S2S, frames: torch.Tensor, mask: torch.Tensor) -> list[t
     seen: dict[str, tuple] = {}
     hooks = []
 
-    def watch(name: str, module: nn.Module):
-        def hook(mod, inp, out):
+    def watch(name: str, module: nn.Module) -> None:
+        def hook(mod: nn.Module, inp: tuple, out: object) -> None:
             out = out[0] if isinstance(out, tuple) else out
             seen.setdefault(name, tuple(out.shape))
 
@@ -83,10 +85,9 @@ def trace_shapes(model: S2S, frames: torch.Tensor, mask: torch.Tensor) -> list[t
     watch("init_h (1x1 conv)", model.init_h)
     watch("init_c (1x1 conv)", model.init_c)
     watch("lstm (h per step)", model.lstm)
-    ups = [m for m in model.decoder if isinstance(m, nn.ConvTranspose2d)]
-    for i, m in enumerate(ups, 1):
-        watch(f"decoder up {i}", m)
-    watch("decoder logits (per frame)", model.decoder[-1])
+    for i, stage in enumerate(model.decoder.stages, 1):
+        watch(f"decoder up {i}", stage[0])
+    watch("decoder logits (per frame)", model.decoder.out)
     try:
         with torch.no_grad():
             out = model(frames, mask)

@@ -40,7 +40,7 @@ from torch import Tensor, nn
 from .config import ModelConfig
 from .convlstm import State
 from .matching import similarity, top, vote, window
-from .s2s import S2S, resize_mask, upsampling_decoder
+from .s2s import S2S, Decoder, resize_mask
 
 
 class Neighbours(NamedTuple):
@@ -54,24 +54,25 @@ class Neighbours(NamedTuple):
     grid: tuple[int, int]
 
 
-def concat(parts: list[Tensor]) -> Tensor:
+class Concat(nn.Module):
     """Maps ``(N, C_i, H, W)`` joined along channels (`vostutorial.fast` swaps in a layout-
     keeping version)."""
-    return torch.cat(parts, dim=1)
+
+    def forward(self, parts: list[Tensor]) -> Tensor:
+        return torch.cat(parts, dim=1)
 
 
 class TrackingS2S(S2S):
     """S2S with ``tiny``'s cues; same inputs and outputs as `S2S`."""
 
-    join = staticmethod(concat)
-
     def __init__(self, cfg: ModelConfig):
         super().__init__(cfg)
+        self.join = Concat()
         if cfg.feedback:
             # logit +-3: p = 0.95 / 0.05. With propagation 0: the previous frame's vote already
             # carries its mask, moved with the object (a copy in place would hold it back).
             self.prior_scale = nn.Parameter(torch.tensor(0.0 if cfg.propagation else 3.0))
-            nn.init.zeros_(self.decoder[-1].weight)  # start as "copy the previous mask"
+            nn.init.zeros_(self.decoder.out.weight)  # start as "copy the previous mask"
         if cfg.propagation:
             self.prop_scale = nn.Parameter(torch.tensor(3.0))
 
@@ -83,19 +84,22 @@ class TrackingS2S(S2S):
     def lstm_inputs(self) -> int:
         return self.cfg.hidden + int(self.cfg.feedback)  # + the previous mask
 
-    def build_decoder(self) -> nn.Sequential:
+    def build_cues(self) -> None:
+        if self.cfg.matching:  # a learnt embedding of the 1/8 features, and its vote's weight
+            self.match_key = nn.Conv2d(self.cfg.widths[2], self.cfg.match_dim, 1)
+            self.match_scale = nn.Parameter(torch.tensor(5.0))
+
+    def build_decoder(self) -> Decoder:
         cfg = self.cfg
         fb = int(cfg.feedback)  # the previous mask joins every stage
         # with skips, the encoder widths at 1/16, 1/8, 1/4, 1/2 join the stages' outputs
         joins = list(cfg.widths[-2::-1]) + [0] if cfg.skips else [0] * len(cfg.decoder)
         joins = [j + fb for j in joins]
         if cfg.matching:
-            self.match_key = nn.Conv2d(cfg.widths[2], cfg.match_dim, 1)
-            self.match_scale = nn.Parameter(torch.tensor(5.0))
             joins[self.eighth] += 2  # the stage painting at 1/8: the two similarity maps
         if cfg.propagation:
             joins[0] += 2  # the first stage paints at the last stage's resolution: two votes
-        return upsampling_decoder(cfg.hidden, cfg.decoder, cfg.decoder_kernel, tuple(joins))
+        return Decoder(cfg.hidden, cfg.decoder, cfg.decoder_kernel, tuple(joins))
 
     # --- skips --------------------------------------------------------------------------------
     def encode_with_skips(
@@ -132,17 +136,16 @@ class TrackingS2S(S2S):
         ``(N, 1, H, W)``."""
         skips = list(skips)
         x = h
-        for layer in self.decoder:
-            x = layer(x)
-            if isinstance(layer, nn.ReLU):  # after each upsampling stage: what joins here
-                parts = [x]
-                if skips:
-                    parts.append(skips.pop(0))
-                if prev is not None:
-                    parts.append(resize_mask(prev, x.shape[-2:]))
-                parts += [c for c in cues if c.shape[-2:] == x.shape[-2:]]
-                x = self.join(parts) if len(parts) > 1 else x
-        return x
+        for stage in self.decoder.stages:
+            x = stage(x)  # then what joins at this resolution
+            parts = [x]
+            if skips:
+                parts.append(skips.pop(0))
+            if prev is not None:
+                parts.append(resize_mask(prev, x.shape[-2:]))
+            parts += [c for c in cues if c.shape[-2:] == x.shape[-2:]]
+            x = self.join(parts) if len(parts) > 1 else x
+        return self.decoder.out(x)
 
     # --- matching -----------------------------------------------------------------------------
     def match_first_frame(self, feat8: Tensor, first_mask: Tensor, b: int, t: int) -> Tensor:
@@ -238,11 +241,7 @@ class TrackingS2S(S2S):
             dim = 1.0 if feedback_dim is None else feedback_dim
             logits, hs = self.forward_feedback(feats, skips, state, first_mask, match, dim, near)
         else:
-            hs = []
-            for i in range(t):
-                state = self.lstm(feats[:, i], state)
-                hs.append(state[0])
-            hs = torch.stack(hs, dim=1)
+            hs = self.recur(feats, state)
             flat = match.flatten(0, 1) if match is not None else None
             logits = self.decode(hs.flatten(0, 1), skips, None, [] if flat is None else [flat])
             if flat is not None:
