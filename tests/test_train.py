@@ -282,7 +282,7 @@ def test_bf16_runs_the_forward_pass_in_bfloat16_and_old_runs_resume_in_float32(t
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
     scaler = torch.amp.GradScaler("cuda", enabled=False)
     old = replace(cfg, bf16=False)
-    _save(tmp_path / "last.pt", old, TrainState(model, opt, sched, scaler, step=3))
+    _save(tmp_path / "last.pt", old, TrainState(model, opt, sched, scaler, step=3), {})
     ckpt = torch.load(tmp_path / "last.pt", weights_only=False)
     del ckpt["train_config"]["bf16"]
     torch.save(ckpt, tmp_path / "last.pt")

@@ -2,22 +2,30 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import pickle
+import zipfile
 from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
-from .files import atomic_write
+from .files import atomic_write, interrupt_after
 from .models import S2S, ModelConfig, build_model
 
 
 def save_atomic(obj: dict, path: str | os.PathLike) -> None:
     """``torch.save`` to a temporary file, flushed to disk, then renamed over ``path``: a crash
     at any moment leaves either the old file or the new one, never half of one."""
-    with atomic_write(path, fsync=True) as f:
-        torch.save(obj, f)
+    try:
+        with interrupt_after(), atomic_write(path, fsync=True) as f:
+            torch.save(obj, f)
+    except RuntimeError as exc:  # torch's zip writer reports a failed write (a full disk) so
+        if "writ" not in str(exc):
+            raise
+        first = str(exc).strip().splitlines()[0]
+        raise OSError(errno.EIO, f"cannot write the checkpoint ({first})", str(path)) from None
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
@@ -28,6 +36,11 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     if path.is_dir():
         hint = " (e.g. its last.pt)" if (path / "last.pt").exists() else ""
         raise ValueError(f"{path}: is a folder; give the checkpoint file{hint}")
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive
+        raise ValueError(
+            f"{path}: cannot read checkpoint: not the zip archive torch.save writes (corrupt, "
+            "truncated or another kind of file); delete it to start over, or give the right file"
+        )
     try:
         # weights_only: tensors and plain containers only, so a crafted file cannot run code
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
@@ -66,6 +79,23 @@ def export_model(
     }
     saved = {"model": state, "model_config": asdict(model.cfg), "info": info or {}}
     save_atomic(saved | {"trunk": model.pretrained_from}, path)
+
+
+def check_export_target(path: str | os.PathLike) -> None:
+    """Raise, before training, unless ``path`` (and the log written beside it) is new or an
+    export the kit wrote earlier: ``--export`` never replaces a user's file."""
+    path = Path(path)
+    log = path.with_suffix(".log.jsonl")
+    if path.exists():
+        try:
+            load_checkpoint(path)
+        except ValueError:
+            raise ValueError(
+                f"{path}: exists and is not a vostutorial export; move it away or name another "
+                "--export"
+            ) from None
+    elif log.exists():
+        raise ValueError(f"{log}: exists beside no export of the kit's; move it away")
 
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> S2S:

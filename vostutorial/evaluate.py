@@ -12,10 +12,11 @@ both masks scored too (J = F = 1), and J&F-Mean weighting every object equally.
 
 from __future__ import annotations
 
+import json
 import os
+import zipfile
 from bisect import bisect_right
 from collections.abc import Callable
-from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,7 @@ from .data.davis import DavisSequences
 from .data.palette import image_size, mask_ids, read_mask
 from .data.ytvos import YTVOSSplit, frame_key, sort_frames
 from .metrics import disk_radius, f_measure, jaccard, statistics
+from .resources import worker_pool
 
 MAX_LISTED = 10  # problems printed before "... and N more"
 
@@ -107,7 +109,7 @@ def _run(
     if workers <= 1 or len(jobs) <= 1:
         return [fn(j) for j in tqdm(jobs, **bar)]
     order = sorted(range(len(jobs)), key=lambda i: -sizes[i]) if sizes else range(len(jobs))
-    with get_context("fork" if os.name == "posix" else "spawn").Pool(workers) as pool:
+    with worker_pool(workers) as pool:
         done = list(tqdm(pool.imap(fn, [jobs[i] for i in order]), **bar))
     results = [None] * len(jobs)
     for i, r in zip(order, done, strict=True):
@@ -115,15 +117,55 @@ def _run(
     return results
 
 
+def check_report_target(path: str | os.PathLike) -> None:
+    """Raise unless ``path`` is new or a report `evaluate` wrote (``--json`` never replaces
+    another file)."""
+    path = Path(path)
+    if not path.exists():
+        return
+    try:
+        ours = "protocol" in json.loads(path.read_text())
+    except (OSError, ValueError, TypeError):
+        ours = False
+    if not ours:
+        raise ValueError(
+            f"{path}: exists and is not a report of `vostutorial evaluate`; move it away or "
+            "name another --json"
+        )
+
+
+def _prediction_folder(pred_dir: str | os.PathLike, videos: list[str]) -> Path:
+    """``pred_dir`` if it is a folder of ``<video>/<frame>.png``, else an error that says what
+    it is instead: a zip archive, the server layout, nothing."""
+    pred_dir = Path(pred_dir)
+    if pred_dir.is_file():
+        kind = "a zip archive" if zipfile.is_zipfile(pred_dir) else "a file"
+        raise ValueError(
+            f"{pred_dir}: is {kind}; --pred takes the folder PRED_DIR/<video>/<frame>.png "
+            "(unzip a server archive: its Annotations/ folder is PRED_DIR)"
+        )
+    if not pred_dir.is_dir():
+        raise ValueError(f"{pred_dir}: prediction folder not found")
+    nested = pred_dir / "Annotations"
+    if nested.is_dir() and not any((pred_dir / v).is_dir() for v in videos):
+        raise ValueError(
+            f"{pred_dir}: holds the server layout (Annotations/<video>/); pass --pred {nested}"
+        )
+    return pred_dir
+
+
 def _raise_problems(problems: list[str], pred_dir: Path) -> None:
+    """No score where one would be wrong: every problem of the predictions or of the ground
+    truth, listed, as one error."""
     if problems:
         listed = "\n  ".join(problems[:MAX_LISTED])
         more = (
             f"\n  ... and {len(problems) - MAX_LISTED} more" if len(problems) > MAX_LISTED else ""
         )
         raise ValueError(
-            f"{pred_dir}: {len(problems)} problem(s) found while scoring:\n  "
-            f"{listed}{more}\n(--allow-missing scores missing frames as empty)"
+            f"{pred_dir}: {len(problems)} problem(s) found while scoring:\n  {listed}{more}\n"
+            "(--allow-missing scores missing predictions as empty; problems of the ground truth "
+            "are fixed in the dataset: `vostutorial check-data ROOT` lists them all)"
         )
 
 
@@ -132,11 +174,13 @@ def _score_ytvos_video(job: tuple) -> tuple[list[dict], list[str], int]:
     ds, video, pred_dir, score_first, allow_missing, seen = job
     info = ds.videos[video]
     gt_dir = ds.ground_truth_path(video, "x").parent
-    names = sort_frames((p.stem for p in gt_dir.glob("*.png")), gt_dir)
+    on_disk = sort_frames((p.stem for p in gt_dir.glob("*.png")), gt_dir)
     firsts = {oid: frame_key(f) for oid, f in ds.first_appearances(video).items()}
     start = min(firsts.values()) if firsts else None
-    names = [n for n in names if start is not None and frame_key(n) >= start]
-    problems: list[str] = []
+    names = [n for n in on_disk if start is not None and frame_key(n) >= start]
+    problems = _missing_ground_truth(ds, video, gt_dir, on_disk, start)
+    if problems:
+        return [], problems, 0
     gts, preds, missing = [], [], 0
     for n in names:
         frame = ds.frame_path(video, n)
@@ -149,6 +193,12 @@ def _score_ytvos_video(job: tuple) -> tuple[list[dict], list[str], int]:
             problems.append(problem)
         gts.append(gt)
         preds.append(pred)
+    absent = set(firsts) - {i for gt in gts for i in mask_ids(gt)}
+    for oid in sorted(absent):  # it would score J = F = 1 on every frame
+        problems.append(
+            f"{gt_dir}: object {oid} of video {video!r} is listed in meta.json but appears in no "
+            "ground-truth mask"
+        )
     if problems:
         return [], problems, missing
     keys = [frame_key(n) for n in names]
@@ -175,6 +225,27 @@ def _score_ytvos_video(job: tuple) -> tuple[list[dict], list[str], int]:
     return rows, problems, missing
 
 
+def _missing_ground_truth(
+    ds: YTVOSSplit, video: str, gt_dir: Path, on_disk: list[str], start: tuple | None
+) -> list[str]:
+    """What meta.json promises that the ground truth lacks: the video's folder, or a mask of a
+    frame from the first given one on (a frame left out would change the score unseen)."""
+    info = ds.videos[video]
+    if not gt_dir.is_dir():
+        return [f"{gt_dir}: missing: no ground truth for video {video!r} listed in meta.json"]
+    if start is None:
+        return [f"{ds.annotation_path(video, 'x').parent}: no object of video {video!r} is given"]
+    promised = {f for o in info.objects.values() for f in o.frames}
+    promised |= {f for f in info.frames if frame_key(f) >= start}
+    lacking = sorted(promised - set(on_disk), key=frame_key)
+    if lacking:
+        return [
+            f"{gt_dir / (lacking[0] + '.png')}: ground truth missing for frame {lacking[0]} of "
+            f"video {video!r} ({len(lacking)} such frame(s))"
+        ]
+    return []
+
+
 def _mean(values: list[float]) -> float | None:
     values = [v for v in values if v is not None]
     return float(np.mean(values)) if values else None
@@ -195,10 +266,8 @@ def evaluate_ytvos(
     objects is None and overall is the mean of the groups present), ``objects`` (one record
     per object: video, object, category, seen, J, F, frames) and ``protocol``.
     """
-    pred_dir = Path(pred_dir)
-    if not pred_dir.is_dir():
-        raise ValueError(f"{pred_dir}: prediction folder not found")
     ds = YTVOSSplit(root, split)
+    pred_dir = _prediction_folder(pred_dir, list(ds.videos))
     train_meta = Path(root) / "train" / "meta.json"
     seen = set(YTVOSSplit(root, "train").categories()) if train_meta.exists() else None
     jobs = [(ds, v, pred_dir, score_first, allow_missing, seen) for v in ds.videos]
@@ -217,6 +286,10 @@ def evaluate_ytvos(
     report["objects"] = objects
     report["protocol"] = {
         "mode": "youtube-vos",
+        "objects_scored": len(scored),
+        "object_frames_scored": sum(o["frames"] for o in scored),
+        # given on the last frame (or, with score_first, past it): nothing left to score
+        "objects_without_frames_to_score": len(objects) - len(scored),
         "ground_truth": str(ds.ground_truth_path("v", "f").parent.parent),
         "first_frame_scored": score_first,
         "missing_frames_scored_empty": sum(m for _, _, m in results) if allow_missing else 0,
@@ -253,6 +326,15 @@ def format_ytvos(report: dict) -> str:
         )
     if p["missing_frames_scored_empty"]:
         lines.append(f"note: {p['missing_frames_scored_empty']} missing frames scored as empty")
+    lines.append(
+        f"scored: {p['objects_scored']} objects on {p['object_frames_scored']} object-frames"
+        + (
+            f"; {p['objects_without_frames_to_score']} not scored: given on their video's last "
+            "frame, no frame after it"
+            if p["objects_without_frames_to_score"]
+            else ""
+        )
+    )
     return "\n".join(lines)
 
 
@@ -281,12 +363,19 @@ def _score_davis_sequence(job: tuple) -> tuple[list[dict], list[str]]:
             f"{path}: ground truth missing for frame {unannotated[0]} of sequence {seq!r} "
             f"({len(unannotated)} such frame(s)); DAVIS scores every frame"
         ]
+    if len(names) < 3:  # frames 2..T-1 are scored: nothing to score, not a score of 1
+        return [], [
+            f"{davis.mask_dir / seq}: sequence {seq!r} has {len(names)} annotated frame(s); the "
+            "DAVIS protocol scores all but the first and last, so it needs at least 3"
+        ]
     gt = np.stack([davis.read_mask(seq, n) for n in names[:-1]])  # the last frame is not scored
     void = gt == 255
     if void.any():
         gt[void] = 0  # void is background, or with ignore_void left out of both masks
     void = void if ignore_void else None
     k = int(gt[0].max())
+    if not k:
+        return [], [f"{davis.mask_dir / seq / names[0]}.png: no object on the first frame"]
     scored = names[1:-1]  # DAVIS does not score the first and last frames
     problems, preds = [], []
     for n in scored:
@@ -332,10 +421,8 @@ def evaluate_davis(
     Label 255 in the ground truth counts as background; with ``ignore_void`` those pixels are
     left out of both masks instead, as the DAVIS 2017 toolkit does.
     """
-    pred_dir = Path(pred_dir)
-    if not pred_dir.is_dir():
-        raise ValueError(f"{pred_dir}: prediction folder not found")
     davis = DavisSequences(davis_root, resolution)
+    pred_dir = _prediction_folder(pred_dir, davis.sequences)
     jobs = [(davis, s, pred_dir, ignore_void, allow_missing) for s in davis.sequences]
     sizes = [len(davis.masks(s)) for s in davis.sequences]
     results = _run(_score_davis_sequence, jobs, workers, "evaluate DAVIS", progress, sizes)
@@ -353,6 +440,8 @@ def evaluate_davis(
         "mode": "davis",
         "void": "ignored" if ignore_void else "background",
         "first_and_last_frames_scored": False,
+        "objects_scored": len(objects),
+        "object_frames_scored": sum(o["frames"] for o in objects),
     }
     return report
 
@@ -367,6 +456,11 @@ def format_davis(report: dict) -> str:
     ]
     for o in report["objects"]:
         lines.append(f"{o['sequence']:24} {o['object']:>3} {o['J-Mean']:7.3f} {o['F-Mean']:7.3f}")
+    p = report["protocol"]
+    lines.append(
+        f"scored: {p['objects_scored']} objects on {p['object_frames_scored']} object-frames "
+        "(every frame but each sequence's first and last)"
+    )
     return "\n".join(lines)
 
 

@@ -22,7 +22,6 @@ from .models import S2S
 from .predictions import (
     file_sha256,
     open_predictions,
-    split_identity,
     video_done,
     write_video_masks,
 )
@@ -283,7 +282,7 @@ def predict_split(
         "online_steps": online_steps,
         "merge": merge_method,
         **({"all_frames": True} if all_frames else {}),  # older folders keep their tag
-        **split_identity(ds),
+        **ds.identity(),
     }
     with open_predictions(out, producer, overwrite) as tag:
         todo = [v for v in ds.videos if overwrite or not video_done(out, v, tag)]

@@ -32,6 +32,7 @@ from .files import (
 
 MARKER = ".vostutorial-predictions.json"  # what produced the folder (`open_predictions`)
 LOCK = ".lock"  # held while a run writes into the folder
+ZIP_RECORD = ".vostutorial-zip"  # the SHA-256 of the PRED_DIR.zip the kit wrote beside it
 
 
 def predictions_dir(root: str | os.PathLike, method: str) -> Path:
@@ -161,11 +162,6 @@ def copy_first(sample: VideoSample) -> np.ndarray:
     return out
 
 
-def split_identity(ds: YTVOSSplit) -> dict:
-    """What identifies the data predictions were made for: the split and its meta.json."""
-    return {"split": ds.split, "meta_sha256": file_sha256(ds.dir / "meta.json")}
-
-
 BASELINES = ("copy-first", "label-propagation")
 
 
@@ -193,7 +189,7 @@ def baseline_predictions(
     or ``label-propagation`` (`propagation.propagate_labels`, training-free, on HED's VGG16)."""
     predict = _baseline(method)
     ds = YTVOSSplit(root, split)
-    producer = {"method": method, **split_identity(ds)}
+    producer = {"method": method, **ds.identity()}
     with open_predictions(pred_dir, producer, overwrite) as tag:
         todo = [v for v in ds.videos if overwrite or not video_done(pred_dir, v, tag)]
         for video in tqdm(todo, desc=method, unit="video", disable=not progress):
@@ -221,8 +217,25 @@ def zip_path_for(pred_dir: str | os.PathLike) -> Path:
 
 
 def zip_predictions(pred_dir: str | os.PathLike, zip_path: str | os.PathLike) -> None:
-    """A server-ready archive: ``Annotations/<video>/<frame>.png`` (written atomically)."""
-    pred_dir = Path(pred_dir)
+    """A server-ready archive: ``Annotations/<video>/<frame>.png`` (written atomically). An
+    existing ``zip_path`` is replaced only if it is the archive written for this folder before
+    (its SHA-256 is recorded in ``pred_dir/.vostutorial-zip``): never a user's file."""
+    pred_dir, zip_path = Path(pred_dir), Path(zip_path)
+    check_zip_target(pred_dir, zip_path)
     with atomic_write(zip_path) as f, zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED) as z:
         for png in sorted(pred_dir.glob("*/*.png")):
             z.write(png, f"Annotations/{png.parent.name}/{png.name}")
+    write_text(pred_dir / ZIP_RECORD, file_sha256(zip_path))
+
+
+def check_zip_target(pred_dir: str | os.PathLike, zip_path: str | os.PathLike) -> None:
+    """Raise unless ``zip_path`` is free or the archive the kit wrote for ``pred_dir``."""
+    pred_dir, zip_path = Path(pred_dir), Path(zip_path)
+    record = pred_dir / ZIP_RECORD
+    if zip_path.exists():
+        ours = record.is_file() and record.read_text().strip() == file_sha256(zip_path)
+        if not ours:
+            raise ValueError(
+                f"{zip_path}: exists and was not written by vostutorial for {pred_dir}; move it "
+                "away to write the archive there"
+            )

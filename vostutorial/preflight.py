@@ -23,13 +23,24 @@ RUN_FILES = ("last.pt", "log.jsonl", "config.json")  # what marks a folder as a 
 def check_run_folder(out: Path, resume: bool, overwrite: bool) -> None:
     """Refuse, before anything is written, an ``--out`` that would lose data: a run without
     ``--resume``/``--overwrite``, a folder that is not a run, a file, a read-only place."""
+    ours = [f for f in RUN_FILES if (out / f).exists()]
+    started = ours and "last.pt" not in ours  # stopped before its first checkpoint
     if resume:
-        if not (out / "last.pt").exists():
+        if started:
+            raise ValueError(
+                f"{out}: the run there stopped before its first checkpoint, so there is nothing "
+                "to resume: pass --overwrite instead of --resume to start it over"
+            )
+        if not ours:
             raise ValueError(f"{out / 'last.pt'}: no checkpoint to --resume; drop --resume")
         return
     if out.exists() and not out.is_dir():
         raise ValueError(f"{out}: --out is a file, not a folder; name a folder for the run")
-    ours = [f for f in RUN_FILES if (out / f).exists()]
+    if started and not overwrite:
+        raise ValueError(
+            f"{out}: holds a run that stopped before its first checkpoint; pass --overwrite to "
+            "start it over, or choose another --out"
+        )
     if ours and not overwrite:
         raise ValueError(
             f"{out}: holds a run ({', '.join(ours)}); pass --resume to continue it, "

@@ -10,7 +10,11 @@ needs so that a batch that cannot fit is refused before it is killed without a w
 from __future__ import annotations
 
 import math
+import multiprocessing
+import multiprocessing.pool
 import os
+import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -47,6 +51,20 @@ def _cgroup_cpu_quota() -> float | None:
         return None
 
 
+def ignore_interrupt(*_: object) -> None:
+    """In a worker process (a pool's initializer, a DataLoader's ``worker_init_fn``): leave
+    Ctrl-C to the main process, which stops the workers and says so in one line (each worker
+    would otherwise print a traceback of its own)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def worker_pool(workers: int) -> multiprocessing.pool.Pool:
+    """A pool of ``workers`` processes that leave Ctrl-C to this one (fork where there is one:
+    the workers start without importing anything again)."""
+    method = "fork" if os.name == "posix" else "spawn"
+    return multiprocessing.get_context(method).Pool(workers, ignore_interrupt)
+
+
 def set_threads(threads: int | None = None) -> int:
     """Give torch ``threads`` intra-op threads; by default ``OMP_NUM_THREADS`` when set, else
     `usable_cpus`. Returns the number chosen."""
@@ -55,6 +73,12 @@ def set_threads(threads: int | None = None) -> int:
     if threads is None:
         env = os.environ.get("OMP_NUM_THREADS", "")
         threads = int(env) if env.isdigit() and int(env) > 0 else usable_cpus()
+    elif threads > usable_cpus():  # more threads than CPUs only wait for each other
+        print(
+            f"note: --threads {threads} lowered to {usable_cpus()}, the CPUs this process may use",
+            file=sys.stderr,
+        )
+        threads = usable_cpus()
     torch.set_num_threads(threads)
     return threads
 

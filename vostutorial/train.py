@@ -49,7 +49,7 @@ from .inference import merge, predict_objects
 from .losses import LOSSES
 from .models import S2S, ModelConfig, build_model
 from .preflight import check_batch_fits, check_data, check_run_folder, warn_slow_bf16
-from .resources import gib, require_device, usable_cpus
+from .resources import gib, ignore_interrupt, require_device, usable_cpus
 from .train_config import TrainConfig, check_config
 
 
@@ -168,7 +168,8 @@ def make_trainer(
     return TrainState(model, opt, sched, scaler)
 
 
-def _save(path: Path, cfg: TrainConfig, state: TrainState) -> None:
+def _save(path: Path, cfg: TrainConfig, state: TrainState, data: dict) -> None:
+    """A checkpoint: ``state``, the settings and the ``data`` trained on (`YTVOSSplit.identity`)."""
     ckpt = {
         "model": model_state(state.model),
         "trunk": state.model.pretrained_from,
@@ -179,14 +180,22 @@ def _save(path: Path, cfg: TrainConfig, state: TrainState) -> None:
         "rng": rng_state(),
         "train_config": asdict(cfg),
         "model_config": asdict(state.model.cfg),
+        "data": data,
     }
     save_atomic(ckpt, path)
 
 
-def _resume(path: Path, cfg: TrainConfig, state: TrainState) -> None:
+def _resume(path: Path, cfg: TrainConfig, state: TrainState, data: dict | None = None) -> None:
     """Load a run's checkpoint into ``state``. Only ``steps`` may differ from the settings it
-    was trained with."""
+    was trained with, and the training data must be the same (``data``; runs from before
+    checkpoints recorded it are taken as they are)."""
     ckpt = load_checkpoint(path)
+    if data and ckpt.get("data") and ckpt["data"] != data:
+        raise ValueError(
+            f"{path}: was trained on other data ({ckpt['data']['split']} has changed since: "
+            "meta.json or its files); give --data the data it was trained on, or --overwrite "
+            "to start over"
+        )
     saved = {"bf16": False}  # runs from before the setting trained in float32
     saved |= {k: v for k, v in ckpt["train_config"].items() if k != "steps"}
     now = asdict(cfg)
@@ -217,6 +226,7 @@ def _loader(clips: ClipDataset, cfg: TrainConfig, start: int, procs: Processes) 
         num_workers=workers,
         collate_fn=collate_clips,
         pin_memory=procs.device.type == "cuda",
+        worker_init_fn=ignore_interrupt,
     )
 
 
@@ -355,8 +365,9 @@ def train(
     warn_slow_bf16(cfg, procs.device, say)
     if val is None:
         say(f"no {root / cfg.val_split}: training without validation")
+    data_id = clips.split.identity()
     if resume:
-        _resume(ckpt_path, cfg, state)
+        _resume(ckpt_path, cfg, state, data_id)
         say(f"resuming {ckpt_path} at step {state.step}")
     log_path = _start_log(out, cfg, state.step) if procs.main else None
     if procs.world > 1:  # gradients averaged over the processes
@@ -380,7 +391,7 @@ def train(
                 bar.update()
                 bar.set_postfix({k: rec[k] for k in ("loss", "val_J") if k in rec})
                 if state.step % cfg.ckpt_every == 0 or state.step == cfg.steps:
-                    _save(ckpt_path, cfg, state)
+                    _save(ckpt_path, cfg, state, data_id)
     finally:
         bar.close()
         if procs.world > 1:

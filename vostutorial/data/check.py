@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from .ytvos import YTVOSSplit
+from .ytvos import YTVOSSplit, frame_key
 
 
 def check_split(
@@ -80,10 +80,32 @@ def _check_masks(ds: YTVOSSplit, video: str, shapes: dict, problems: list[str]) 
                 problems.append(f"{path}: mask has no frame {ds.frame_path(video, path.stem)}")
             if kind == full_dir:
                 problems.extend(_meta_disagreements(ds, video, path, mask))
-    for oid, obj in ds.videos[video].objects.items():
-        path = ds.annotation_path(video, obj.frames[0]) if obj.frames else None
-        if path is not None and not path.exists():
-            problems.append(f"{path}: object {oid} first appears here but the file is missing")
+    problems.extend(_promised_masks_missing(ds, video))
+
+
+def _promised_masks_missing(ds: YTVOSSplit, video: str) -> list[str]:
+    """What meta.json promises that is not on disk: each object's frames, its first mask."""
+    out = []
+    objects = ds.videos[video].objects
+    full = ds.ground_truth_path(video, "x").parent
+    if objects and not full.is_dir():
+        return [f"{full}: missing: no masks for video {video!r} listed in meta.json"]
+    listed = sorted({f for o in objects.values() for f in o.frames}, key=frame_key)
+    firsts = {o.frames[0] for o in objects.values() if o.frames}
+    if not ds.has_ground_truth and {p.stem for p in full.glob("*.png")} <= firsts:
+        listed = sorted(firsts, key=frame_key)  # a valid-style split: first masks only
+    lacking = [f for f in listed if not ds.ground_truth_path(video, f).exists()]
+    if lacking:
+        out.append(
+            f"{full / lacking[0]}.png: meta.json lists objects on frame {lacking[0]} of video "
+            f"{video!r} but its mask is missing ({len(lacking)} such frame(s))"
+        )
+    for oid, obj in objects.items():
+        if not obj.frames:
+            out.append(f"{ds.dir / 'meta.json'}: object {oid} of video {video!r} lists no frames")
+        elif not (path := ds.annotation_path(video, obj.frames[0])).exists():
+            out.append(f"{path}: object {oid} first appears here but the file is missing")
+    return out
 
 
 def _meta_disagreements(ds: YTVOSSplit, video: str, path: Path, mask: np.ndarray) -> list[str]:

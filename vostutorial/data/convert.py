@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from contextlib import ExitStack
 from functools import partial
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from ..files import atomic_write
+from ..files import atomic_write, building, check_name, is_empty_dir
 from .davis import DavisSequences
 from .palette import read_image, write_image
 from .ytvos import ObjectInfo, YTVOSSplit, sort_frames, write_meta, write_video
@@ -60,10 +61,20 @@ def davis_to_ytvos(
     gets ``category``. With ``heldout`` the split follows the valid convention (first
     appearances in ``Annotations``, every mask in ``GroundTruth``).
     """
+    final = Path(out) / check_name(split, "split", "--split")
     davis = DavisSequences(davis_root, resolution)
-    out_split = Path(out) / split
-    if out_split.exists():
-        raise ValueError(f"{out_split}: already exists; remove it or choose another --out")
+    if final.exists():
+        raise ValueError(f"{final}: already exists; remove it or choose another --out")
+    with building(final) as out_split:
+        videos = _davis_videos(davis, out_split, category, heldout, progress)
+        write_meta(out_split / "meta.json", videos)
+    return final
+
+
+def _davis_videos(
+    davis: DavisSequences, out_split: Path, category: str, heldout: bool, progress: bool
+) -> dict[str, dict[int, ObjectInfo]]:
+    """Every DAVIS sequence written into ``out_split``; returns meta.json's objects."""
     videos: dict[str, dict[int, ObjectInfo]] = {}
     for seq in tqdm(davis.sequences, desc="DAVIS -> YouTube-VOS", disable=not progress):
         names = davis.frames(seq)
@@ -87,8 +98,25 @@ def davis_to_ytvos(
         }
         gts = {n: m for n in names if (m := mask(n)) is not None}
         write_video(out_split, seq, frames, gts, videos[seq], heldout)
-    write_meta(out_split / "meta.json", videos)
-    return out_split
+    return videos
+
+
+def _copy_video(
+    src: YTVOSSplit, video: str, out_split: Path, height: int | None, link: bool, heldout: bool
+) -> None:
+    """One video of a YouTube-VOS split copied into ``out_split`` (resized to ``height``)."""
+    info = src.videos[video]
+    annotated = {p.stem for p in (src.dir / "Annotations" / video).glob("*.png")}
+    frames = {
+        n: partial(_copy_frame, src.frame_path(video, n), height=height, link=link)
+        for n in info.frames
+    }
+    gts = {
+        n: _resized(src.annotation(video, n), height, nearest=True)
+        for n in info.frames
+        if n in annotated
+    }
+    write_video(out_split, video, frames, gts, info.objects, heldout)
 
 
 def _copy_frames(src: Path, dst: Path, height: int | None, link: bool) -> None:
@@ -117,6 +145,7 @@ def carve_heldout(
     frames (bilinear) and masks (nearest); ``link`` hard-links frames instead of copying when
     not resizing. Returns a summary of what went where.
     """
+    check_name(heldout_name, "split", "--heldout-name")
     src = YTVOSSplit(root, "train")
     rng = np.random.default_rng(seed)
     cats = sorted(src.categories())
@@ -137,31 +166,28 @@ def carve_heldout(
     seen_held = sorted(rng.choice(rest, size=n_seen, replace=False).tolist()) if n_seen else []
     held = set(with_unseen) | set(seen_held)
     out = Path(out)
-    for name in ("train", heldout_name):
+    if heldout_name == "train":
+        raise ValueError("--heldout-name train: the held-out split needs a name other than train")
+    names = ("train", heldout_name, f"{heldout_name}_all_frames")
+    for name in names:
         if (out / name).exists():
             raise ValueError(f"{out / name}: already exists; remove it or choose another --out")
-    metas: dict[str, dict] = {"train": {}, heldout_name: {}}
-    for video, info in tqdm(src.videos.items(), desc="carve held-out split", disable=not progress):
-        split = heldout_name if video in held else "train"
-        annotated = {p.stem for p in (src.dir / "Annotations" / video).glob("*.png")}
-        frames = {
-            n: partial(_copy_frame, src.frame_path(video, n), height=height, link=link)
-            for n in info.frames
-        }
-        gts = {
-            n: _resized(src.annotation(video, n), height, nearest=True)
-            for n in info.frames
-            if n in annotated
-        }
-        write_video(out / split, video, frames, gts, info.objects, split == heldout_name)
-        metas[split][video] = info.objects
-        every = src.all_frames_dir / video
-        if split == heldout_name and every.is_dir():
-            all_frames = out / f"{heldout_name}_all_frames" / "JPEGImages" / video
-            _copy_frames(every, all_frames, height, link)
-    for split, videos in metas.items():
-        (out / split).mkdir(parents=True, exist_ok=True)
-        write_meta(out / split / "meta.json", videos)
+    # each folder is built beside its final name and appears whole, or not at all
+    with ExitStack() as stack:
+        dirs = {n: stack.enter_context(building(out / n)) for n in names}
+        metas: dict[str, dict] = {"train": {}, heldout_name: {}}
+        videos = tqdm(src.videos.items(), desc="carve held-out split", disable=not progress)
+        for video, info in videos:
+            split = heldout_name if video in held else "train"
+            _copy_video(src, video, dirs[split], height, link, heldout=split == heldout_name)
+            metas[split][video] = info.objects
+            every = src.all_frames_dir / video
+            if split == heldout_name and every.is_dir():
+                _copy_frames(every, dirs[names[2]] / "JPEGImages" / video, height, link)
+        for split, objects in metas.items():
+            write_meta(dirs[split] / "meta.json", objects)
+    if is_empty_dir(out / names[2]):  # the source has no all-frames folder
+        (out / names[2]).rmdir()
     return {
         "unseen_categories": sorted(unseen),
         "train_videos": len(metas["train"]),

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .palette import read_image, read_mask
+from ..files import check_name
+from .palette import mask_mode, read_image, read_mask
 from .ytvos import VideoSample, sort_frames
 
 
@@ -20,6 +21,7 @@ class DavisSequences:
 
     def __init__(self, root: str | os.PathLike, resolution: str = "480p"):
         self.root = Path(root)
+        check_name(resolution, "resolution", "--resolution")
         self.frame_dir = self.root / "JPEGImages" / resolution
         self.mask_dir = self.root / "Annotations" / resolution
         for d in (self.frame_dir, self.mask_dir):
@@ -29,6 +31,7 @@ class DavisSequences:
                     f"Annotations/{resolution}"
                 )
         self.sequences = sorted(p.name for p in self.frame_dir.iterdir() if p.is_dir())
+        self._formats: dict[str, tuple[str, Path]] = {}  # sequence -> (its masks' kind, first)
 
     def frames(self, seq: str) -> list[str]:
         """Frame names (stems) of a sequence, in order."""
@@ -49,7 +52,17 @@ class DavisSequences:
         path = self.mask_dir / seq / f"{frame}.png"
         if not path.exists():
             raise ValueError(f"{path}: missing annotation of sequence {seq!r}")
-        return read_mask(path)
+        mask = read_mask(path)
+        # DAVIS 2016 masks are 0/255 grayscale (one object), DAVIS 2017's palette PNGs (ids): a
+        # sequence mixing them would read its grayscale frames as object 1, whoever is there
+        kind = "palette" if mask_mode(path) == "P" else "grayscale 0/255"
+        first_kind, first = self._formats.setdefault(seq, (kind, path))
+        if kind != first_kind:
+            raise ValueError(
+                f"{path}: a {kind} mask in a sequence whose masks are {first_kind} PNGs "
+                f"(e.g. {first.name}); save every mask of {seq!r} the same way"
+            )
+        return mask
 
     def read_sequence(self, seq: str) -> tuple[list[str], np.ndarray, np.ndarray]:
         """Frame names, frames ``(T, H, W, 3)`` uint8 and masks ``(T, H, W)`` uint8."""

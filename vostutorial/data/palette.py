@@ -60,6 +60,13 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
         raise ValueError(f"{path}: cannot read image header ({exc})") from None
 
 
+def mask_mode(path: str | os.PathLike) -> str:
+    """A mask PNG's PIL mode from its header: ``"P"`` for a palette PNG of ids, ``"L"`` or
+    ``"1"`` for a grayscale one."""
+    with Image.open(path) as img:
+        return img.mode
+
+
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """Read a frame as an ``(H, W, 3)`` uint8 RGB array."""
     img = _open(Path(path))

@@ -21,10 +21,10 @@ import importlib.util
 import json
 import math
 import os
+import re
 import shutil
 from dataclasses import asdict, dataclass
 from functools import cache, partial
-from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -33,8 +33,9 @@ from tqdm.auto import tqdm
 
 from ..files import is_empty_dir, write_json
 from ..paths import default_data
+from ..resources import worker_pool
 from .palette import write_image
-from .ytvos import ObjectInfo, write_meta, write_video
+from .ytvos import ObjectInfo, load_meta, write_meta, write_video
 
 
 @dataclass(frozen=True)
@@ -395,11 +396,7 @@ def _write_video(args: tuple[SynthConfig, str, int, Path]) -> tuple[str, dict[in
 
 def is_synthetic_root(root: str | os.PathLike) -> bool:
     """True when ``root`` carries the generator's marker (`generate` wrote it)."""
-    try:
-        saved = json.loads((Path(root) / MARKER).read_text())
-    except (OSError, ValueError):
-        return False
-    return isinstance(saved, dict) and {"version", "train_videos", "seed"} <= set(saved)
+    return {"version", "train_videos", "seed"} <= set(_marker(Path(root)))
 
 
 def _refuse_foreign(out: Path) -> None:
@@ -424,55 +421,111 @@ def generate(
     """Write ``out/train`` and ``out/valid`` in the YouTube-VOS layout; return ``out``.
 
     ``out`` must be new, empty, or a dataset this generator wrote (its ``synth_config.json``);
-    the latter is replaced only with ``force``. Each split is built in a temporary folder and
-    renamed into place when complete, so an interrupted run never leaves a half-written split.
+    the latter is replaced only with ``force``, and only where it holds nothing but what the
+    generator wrote (a file of the user's inside is named, never deleted). Each split is built
+    in a temporary folder and renamed into place when complete: an interrupted run leaves no
+    half-written split, and the same command then finishes.
     """
     out = Path(out)
     _refuse_foreign(out)
+    finished = _marker(out).get("complete", True)  # False: a run stopped part-way, finish it
     for split in ("train", "valid"):
-        if (out / split).exists() and not force:
+        if (out / split).exists() and not force and finished:
             raise ValueError(f"{out / split}: already exists; pass --force to regenerate it")
+        _refuse_user_files(out / split, _kit_videos(out, split))
     out.mkdir(parents=True, exist_ok=True)
-    jobs = [
-        (split, i)
-        for split, n in (("train", cfg.train_videos), ("valid", cfg.valid_videos))
-        for i in range(n)
-    ]
-    tmp = {s: out / f".partial-{s}" for s in ("train", "valid")}
-    for d in tmp.values():
-        shutil.rmtree(d, ignore_errors=True)
-        d.mkdir()
-    args = [(cfg, s, i, tmp[s]) for s, i in jobs]
-    metas: dict[str, dict] = {"train": {}, "valid": {}}
-    bar = tqdm(total=len(args), desc="synth videos", unit="video", disable=not progress)
-    if workers > 1:
-        with get_context("fork" if os.name == "posix" else "spawn").Pool(workers) as pool:
-            results = []
-            for job, res in zip(jobs, pool.imap(_write_video, args), strict=True):
-                results.append((job, res))
-                bar.update()
-    else:
-        results = []
-        for job, a in zip(jobs, args, strict=True):
-            results.append((job, _write_video(a)))
-            bar.update()
-    bar.close()
-    for (split, _), (name, objects) in results:
-        metas[split][name] = objects
     info = asdict(cfg) | {
         "version": GENERATOR_VERSION,
         "seen": [c.name for c in SEEN],
         "unseen": [c.name for c in UNSEEN],
     }
-    # The marker goes first (marked incomplete: a stale dataset), so that a crash while the
-    # splits move in leaves a folder the generator still recognises as its own.
+    # The marker goes first, marked incomplete (a stale dataset): whatever stops this run, the
+    # folder stays one the generator recognises as its own and regenerates.
     write_json(out / MARKER, info | {"complete": False})
-    for split in ("train", "valid"):
-        write_meta(tmp[split] / "meta.json", metas[split])
-        shutil.rmtree(out / split, ignore_errors=True)
-        os.replace(tmp[split], out / split)
-    write_json(out / MARKER, info | {"complete": True})
+    tmp = {s: out / f".partial-{s}" for s in ("train", "valid")}
+    try:
+        metas = _write_splits(cfg, tmp, workers, progress)
+        for split in ("train", "valid"):
+            write_meta(tmp[split] / "meta.json", metas[split])
+            shutil.rmtree(out / split, ignore_errors=True)
+            os.replace(tmp[split], out / split)
+    finally:  # interrupted, disk full, ...: no half-written split stays behind
+        for d in tmp.values():
+            shutil.rmtree(d, ignore_errors=True)
+    videos = {split: sorted(metas[split]) for split in metas}
+    write_json(out / MARKER, info | {"complete": True, "videos": videos})
     return out
+
+
+def _write_splits(
+    cfg: SynthConfig, tmp: dict[str, Path], workers: int, progress: bool
+) -> dict[str, dict[str, dict[int, ObjectInfo]]]:
+    """Every video of both splits into the folders ``tmp[split]``; returns their objects."""
+    for d in tmp.values():
+        shutil.rmtree(d, ignore_errors=True)
+        d.mkdir()
+    jobs = [
+        (split, i)
+        for split, n in (("train", cfg.train_videos), ("valid", cfg.valid_videos))
+        for i in range(n)
+    ]
+    args = [(cfg, s, i, tmp[s]) for s, i in jobs]
+    metas: dict[str, dict] = {"train": {}, "valid": {}}
+    with tqdm(total=len(args), desc="synth videos", unit="video", disable=not progress) as bar:
+        if workers > 1:
+            with worker_pool(workers) as pool:
+                for (split, _), (name, objects) in zip(
+                    jobs, pool.imap(_write_video, args), strict=True
+                ):
+                    metas[split][name] = objects
+                    bar.update()
+        else:
+            for (split, _), a in zip(jobs, args, strict=True):
+                name, objects = _write_video(a)
+                metas[split][name] = objects
+                bar.update()
+    return metas
+
+
+_KIT_FILE = re.compile(r"\d{5}\.(jpg|png)")  # the frame and mask files of a generated video
+
+
+def _marker(out: Path) -> dict:
+    """The generator's marker in ``out`` ({} where there is none)."""
+    try:
+        saved = json.loads((out / MARKER).read_text())
+    except (OSError, ValueError):
+        return {}
+    return saved if isinstance(saved, dict) else {}
+
+
+def _kit_videos(out: Path, split: str) -> set[str]:
+    """The videos the generator wrote into ``out/split``, as its marker (or, for datasets of
+    earlier versions, the split's meta.json) lists them."""
+    saved = _marker(out).get("videos", {})
+    if isinstance(saved, dict) and isinstance(saved.get(split), list):
+        return set(saved[split])
+    try:
+        return set(load_meta(out / split / "meta.json"))
+    except ValueError:
+        return set()
+
+
+def _refuse_user_files(split_dir: Path, videos: set[str]) -> None:
+    """Raise, naming it, if ``split_dir`` holds a file the generator did not write: replacing
+    the split would delete it."""
+    for path in sorted(split_dir.rglob("*")) if split_dir.is_dir() else []:
+        parts = path.relative_to(split_dir).parts
+        ours = parts == ("meta.json",) or (
+            parts[0] in ("JPEGImages", "Annotations", "GroundTruth")
+            and (len(parts) == 1 or parts[1] in videos)
+            and (len(parts) <= 2 or (len(parts) == 3 and _KIT_FILE.fullmatch(parts[2])))
+        )
+        if not ours:
+            raise ValueError(
+                f"{path}: not written by vostutorial; regenerating {split_dir} would delete it: "
+                "move it out of the dataset first"
+            )
 
 
 def ensure_default(
@@ -482,7 +535,7 @@ def ensure_default(
     root = Path(root) if root is not None else default_data()
     _refuse_foreign(root)  # a user's folder is never replaced by synthetic data
     if is_synthetic_root(root):
-        saved = json.loads((root / MARKER).read_text())
+        saved = _marker(root)
         want = asdict(cfg) | {"version": GENERATOR_VERSION, "complete": True}
         want = json.loads(json.dumps(want))  # as on disk
         if all(saved.get(k, True if k == "complete" else None) == v for k, v in want.items()):

@@ -19,6 +19,7 @@ only the stored frames are scored.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Callable, Iterable
@@ -27,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..files import check_name, write_json
+from ..files import check_name, file_sha256, write_json
 from .palette import mask_ids, read_image, read_mask, write_mask
 
 
@@ -61,6 +62,8 @@ def load_meta(path: str | os.PathLike) -> dict[str, dict[int, ObjectInfo]]:
         raise ValueError(f"{path}: meta.json not found; is the split folder right?") from None
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path}: not valid JSON ({exc})") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not UTF-8 text; save meta.json as UTF-8 JSON") from None
     if not isinstance(meta, dict) or not isinstance(meta.get("videos"), dict):
         raise ValueError(f'{path}: expected {{"videos": {{...}}}} at the top level')
     out: dict[str, dict[int, ObjectInfo]] = {}
@@ -72,6 +75,8 @@ def load_meta(path: str | os.PathLike) -> dict[str, dict[int, ObjectInfo]]:
         out[video] = {}
         for key, obj in objects.items():
             info = _object_info(key, obj, f"{path}: video {video!r}")
+            if info.id in out[video]:  # "1" and "01": one object id twice
+                raise ValueError(f"{path}: video {video!r} lists object id {info.id} twice")
             for f in info.frames:
                 check_name(f, f"frame of video {video!r}", path)
             info.frames = sort_frames(info.frames, path)
@@ -143,12 +148,19 @@ class YTVOSSplit:
 
     def __init__(self, root: str | os.PathLike, split: str = "train"):
         self.root = Path(root)
-        self.split = split
+        self.split = check_name(split, "split", "--split")
         self.dir = self.root / split
         if not self.dir.is_dir():
+            davis = (self.root / "JPEGImages" / "480p").is_dir()
+            hint = (
+                f"{self.root} looks like a DAVIS folder: evaluate it with --davis, or convert it "
+                "with `vostutorial convert davis`"
+                if davis
+                else "make one with `vostutorial synth --out DIR`"
+            )
             raise ValueError(
                 f"{self.dir}: split folder not found; expected <root>/{split}/JPEGImages, "
-                "Annotations and meta.json (make one with `vostutorial synth --out DIR`)"
+                f"Annotations and meta.json ({hint})"
             )
         meta = load_meta(self.dir / "meta.json")
         self.videos: dict[str, VideoInfo] = {}
@@ -167,6 +179,22 @@ class YTVOSSplit:
             if odd:
                 self.odd_frame_files[name] = odd
             self.videos[name] = VideoInfo(name, frames, objects)
+
+    def identity(self) -> dict:
+        """What identifies the data read from this split, recorded by training runs and
+        prediction folders so that work on other data is never resumed as current: the split's
+        name, meta.json's SHA-256 and a digest of its files' names and sizes."""
+        h = hashlib.sha256()
+        for sub in ("JPEGImages", "Annotations", "GroundTruth"):
+            for folder, subfolders, files in os.walk(self.dir / sub):
+                subfolders.sort()
+                for f in sorted(files):
+                    path = os.path.join(folder, f)
+                    h.update(
+                        f"{os.path.relpath(path, self.dir)}:{os.path.getsize(path)}\n".encode()
+                    )
+        meta = file_sha256(self.dir / "meta.json")
+        return {"split": self.split, "meta_sha256": meta, "files_sha256": h.hexdigest()[:16]}
 
     @property
     def has_ground_truth(self) -> bool:
@@ -320,8 +348,10 @@ class YTVOSSplit:
         """Everything inference needs for one video (see `VideoSample`)."""
         info = self.videos[video]
         self.require_frames(video)
-        frames = np.stack([self.frame(video, f) for f in info.frames])
-        return self._sample(video, info.frames, frames)
+        frames = [self.frame(video, f) for f in info.frames]
+        return self._sample(
+            video, info.frames, _stack(frames, info.frames, self.dir / "JPEGImages" / video)
+        )
 
     def read_video_all_frames(self, video: str) -> VideoSample:
         """Like `read_video`, but with every original frame of ``<split>_all_frames`` (the
@@ -339,7 +369,7 @@ class YTVOSSplit:
                 f"{folder}: lacks stored frame {missing[0]}.jpg of {self.dir / 'JPEGImages'}; "
                 "the all-frames folder must hold every stored frame"
             )
-        frames = np.stack([read_image(folder / f"{n}.jpg") for n in names])
+        frames = _stack([read_image(folder / f"{n}.jpg") for n in names], names, folder)
         return self._sample(video, names, frames)
 
     def _sample(self, video: str, names: list[str], frames: np.ndarray) -> VideoSample:
@@ -370,6 +400,18 @@ class VideoSample:
     frames: np.ndarray
     first_masks: dict[int, tuple[int, np.ndarray]]
     categories: dict[int, str]
+
+
+def _stack(frames: list[np.ndarray], names: list[str], folder: Path) -> np.ndarray:
+    """``(T, H, W, 3)`` from a video's frames, or an error naming the first of another size."""
+    odd = next((i for i, f in enumerate(frames) if f.shape != frames[0].shape), None)
+    if odd is not None:
+        (h, w), (h0, w0) = frames[odd].shape[:2], frames[0].shape[:2]
+        raise ValueError(
+            f"{folder / names[odd]}.jpg: frame is {w}x{h} (WxH) but the video's first frame "
+            f"{names[0]}.jpg is {w0}x{h0}; every frame of a video must have one size"
+        )
+    return np.stack(frames)
 
 
 def first_appearance_masks(
