@@ -31,6 +31,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking"]
 # notebook -> how long running all its cells may take in the browser (seconds)
 NOTEBOOKS = {"01_data_exploration.ipynb": 180, "05_inference_and_merging.ipynb": 240}
+EDITOR = "07_your_own_video.ipynb"  # the mask editor: painted with the mouse below
 
 
 def _require_browser() -> None:
@@ -62,7 +63,7 @@ def lab(tmp_path_factory):
     root = tmp_path_factory.mktemp("lab")
     work = root / "notebooks"
     work.mkdir()
-    for name in NOTEBOOKS:
+    for name in [*NOTEBOOKS, EDITOR]:
         shutil.copy(PROJECT / "notebooks" / name, work / name)
     settings = root / "settings" / "@jupyterlab"
     for plugin, values in {
@@ -85,10 +86,16 @@ def lab(tmp_path_factory):
     log = open(root / "jupyterlab.log", "w")  # noqa: SIM115 - closed below
     server = subprocess.Popen(
         [
-            sys.executable, "-m", "jupyterlab", "--no-browser",
-            "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
-            "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
-            f"--ServerApp.root_dir={work}", "--LabApp.expose_app_in_browser=True",
+            sys.executable,
+            "-m",
+            "jupyterlab",
+            "--no-browser",
+            "--ServerApp.ip=127.0.0.1",
+            f"--ServerApp.port={port}",
+            "--ServerApp.port_retries=0",
+            f"--IdentityProvider.token={token}",
+            f"--ServerApp.root_dir={work}",
+            "--LabApp.expose_app_in_browser=True",
             *as_root,
         ],  # fmt: skip
         env=env,
@@ -142,6 +149,24 @@ CELL_STATE = """path => {
 }""".replace("FIND", FIND)
 
 
+RUN_IN_KERNEL = """async ([path, code]) => {
+  FIND
+  const future = nb.sessionContext.session.kernel.requestExecute({code, store_history: false});
+  let text = '';
+  future.onIOPub = msg => {
+    if (msg.header.msg_type === 'stream') text += msg.content.text;
+    if (msg.header.msg_type === 'error') text += 'ERROR ' + msg.content.evalue;
+  };
+  await future.done;
+  return text;
+}""".replace("FIND", FIND)
+RUN_CELL = """async ([path, index]) => {
+  FIND
+  nb.content.activeCellIndex = index;
+  await app.commands.execute('notebook:run-cell');
+}""".replace("FIND", FIND)
+
+
 def _menu(page, menu: str, item: str) -> None:
     page.get_by_role("menuitem", name=menu, exact=True).click()
     page.get_by_role("menuitem", name=item, exact=True).click()
@@ -172,34 +197,45 @@ def _viewer_shot(viewer) -> bytes:
     return b"".join(images.nth(i).screenshot() for i in range(images.count()))
 
 
+def _shots(tmp_path_factory) -> Path:
+    """Where screenshots go: pytest's temporary folder, never the project."""
+    shots = tmp_path_factory.getbasetemp() / "browser"
+    shots.mkdir(parents=True, exist_ok=True)
+    print(f"screenshots: {shots}")
+    return shots
+
+
+def _notebook_ran_all(pw, lab, name: str, timeout: float) -> tuple:
+    """Chromium with notebook ``name`` open in a workspace of its own (only this notebook,
+    none restored from an earlier test), after Run All Cells without an error."""
+    url, token = lab
+    browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_FLAGS)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{url}/lab/workspaces/{Path(name).stem}/tree/{name}?token={token}")
+    page.wait_for_function(KERNEL_IDLE, arg=name, timeout=120_000)
+    cells = _run_all(page, name, timeout)
+    errors = [c["errors"] for c in cells if c["errors"]]
+    assert not errors, f"{name}: cells raised in the browser: {errors}"
+    return browser, page
+
+
 @pytest.mark.parametrize("name", sorted(NOTEBOOKS))
 def test_video_viewer_in_jupyterlab(lab, name, tmp_path_factory):
     from playwright.sync_api import sync_playwright
 
-    url, token = lab
-    SHOTS = tmp_path_factory.getbasetemp() / "browser"  # never into the project  # noqa: N806
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    print(f"screenshots: {SHOTS}")
+    SHOTS = _shots(tmp_path_factory)  # noqa: N806
     stem = Path(name).stem
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_FLAGS
-        )
+        browser, page = _notebook_ran_all(pw, lab, name, NOTEBOOKS[name])
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            # a workspace of its own: only this notebook open, none restored from an earlier test
-            page.goto(f"{url}/lab/workspaces/{stem}/tree/{name}?token={token}")
-            page.wait_for_function(KERNEL_IDLE, arg=name, timeout=120_000)
-
-            cells = _run_all(page, name, NOTEBOOKS[name])
-            errors = [c["errors"] for c in cells if c["errors"]]
-            assert not errors, f"{name}: cells raised in the browser: {errors}"
             assert page.locator(".jp-Cell .jp-OutputArea-output").count() > 0
 
             # the viewer: the output holding a frame slider next to the frame images
-            viewer = page.locator(".jp-OutputArea-output").filter(
-                has=page.locator(".widget-slider")
-            ).last
+            viewer = (
+                page.locator(".jp-OutputArea-output")
+                .filter(has=page.locator(".widget-slider"))
+                .last
+            )
             viewer.scroll_into_view_if_needed()
             viewer.locator(".widget-image, img").first.wait_for(state="visible", timeout=30_000)
             slider = viewer.locator(".widget-slider .noUi-handle").first
@@ -226,5 +262,99 @@ def test_video_viewer_in_jupyterlab(lab, name, tmp_path_factory):
             page.screenshot(path=SHOTS / f"{stem}-frame{frame}.png")
             assert frame > 0
             assert after != before, f"{name}: slider at frame {frame}, the picture did not change"
+        finally:
+            browser.close()
+
+
+def _code_cell_index(page, name: str, marker: str) -> int:
+    """The index (among all cells) of the code cell whose source contains ``marker``."""
+    return page.evaluate(
+        """([path, marker]) => {
+  FIND
+  const cells = nb.content.model.cells;
+  for (let i = 0; i < cells.length; i++) {
+    const c = cells.get(i);
+    if (c.type === 'code' && c.sharedModel.getSource().includes(marker)) return i;
+  }
+  return -1;
+}""".replace("FIND", FIND),
+        [name, marker],
+    )
+
+
+def _run_cell(page, name: str, marker: str) -> None:
+    """Run one cell as a student does (select it, run it) and wait until the kernel is idle."""
+    page.evaluate(RUN_CELL, [name, _code_cell_index(page, name, marker)])
+    page.wait_for_function(KERNEL_IDLE, arg=name, timeout=120_000)
+
+
+def _stroke(page, canvas, frac_from, frac_to) -> None:
+    """Drag the mouse across ``canvas`` between two points given as fractions of its size."""
+    box = canvas.bounding_box()
+    (x0, y0), (x1, y1) = [(box["x"] + fx * box["width"], box["y"] + fy * box["height"])
+                          for fx, fy in (frac_from, frac_to)]  # fmt: skip
+    page.mouse.move(x0, y0)
+    page.mouse.down()
+    page.mouse.move(x1, y1, steps=12)
+    page.mouse.up()
+
+
+def test_paint_track_and_correct_in_jupyterlab(lab, tmp_path_factory):
+    from playwright.sync_api import sync_playwright
+
+    shots = _shots(tmp_path_factory)
+    stem = Path(EDITOR).stem
+    kernel = lambda code: page.evaluate(RUN_IN_KERNEL, [EDITOR, code])  # noqa: E731
+    with sync_playwright() as pw:
+        browser, page = _notebook_ran_all(pw, lab, EDITOR, 240)
+        try:
+            canvases = page.locator(".jp-OutputArea-output canvas")
+            canvases.first.wait_for(state="visible", timeout=30_000)
+
+            # an empty mask, then one stroke with the mouse across the top of the first frame
+            kernel("editor.clear(); editor.redraw()")
+            editor = canvases.first
+            editor.scroll_into_view_if_needed()
+            _stroke(page, editor, (0.10, 0.15), (0.35, 0.15))
+            h, w = map(int, kernel("print(*editor.mask.shape)").split())
+            y, xs = int(0.15 * h), slice(int(0.14 * w), int(0.31 * w))
+            painted = kernel(f"print(int(editor.mask[{y}, {xs.start}:{xs.stop}].min()))")
+            page.screenshot(path=shots / f"{stem}-stroke.png")
+            assert painted.strip() == "1", f"the stroke did not reach the mask: {painted}"
+
+            # track it from the notebook: the mask holds the stroke, the viewer shows it
+            viewers = (  # the editors have sliders too, but no image
+                page.locator(".jp-OutputArea-output")
+                .filter(has=page.locator(".widget-slider"))
+                .filter(has=page.locator("img"))
+            )
+            before = _viewer_shot(viewers.first)
+            _run_cell(page, EDITOR, "labels, probs = segment_clip(")
+            found = kernel(
+                f"print(int((labels[0][{y}, {xs.start}:{xs.stop}] == 1).all()), "
+                "int((labels[1:] == 1).any()))"
+            )
+            assert found.split() == ["1", "1"], found
+            viewer = viewers.first
+            viewer.locator("img").first.wait_for(state="visible", timeout=30_000)
+            deadline = time.monotonic() + 20  # the kernel renders the frame and sends it back
+            while (after := _viewer_shot(viewer)) == before and time.monotonic() < deadline:
+                time.sleep(0.3)
+            assert after != before, "the viewer does not show the new masks"
+
+            # a correction on a later frame: paint on the second editor, run on from there
+            _run_cell(page, EDITOR, "curves = object_curves(")
+            _run_cell(page, EDITOR, "fix = MaskEditor(")
+            fix = canvases.last
+            fix.scroll_into_view_if_needed()
+            _stroke(page, fix, (0.60, 0.80), (0.85, 0.80))
+            _run_cell(page, EDITOR, "fixed = segment_clip(")
+            page.screenshot(path=shots / f"{stem}-corrected.png")
+            y2, x2 = int(0.80 * h), int(0.72 * w)
+            result = kernel(
+                f"print(int((fixed[:k] == labels[:k]).all()), int(fixed[k][{y2}, {x2}] == 1), k)"
+            )
+            kept, corrected, k = result.split()
+            assert int(k) > 0 and kept == "1" and corrected == "1", result
         finally:
             browser.close()

@@ -14,8 +14,8 @@ def _text(cells, kind):
     return ["".join(c["source"]) for c in cells if c["cell_type"] == kind]
 
 
-def test_the_six_notebooks_are_there_in_order():
-    assert [p.name[:2] for p in NOTEBOOKS] == ["01", "02", "03", "04", "05", "06"]
+def test_the_seven_notebooks_are_there_in_order():
+    assert [p.name[:2] for p in NOTEBOOKS] == ["01", "02", "03", "04", "05", "06", "07"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

@@ -188,6 +188,55 @@ def cmd_predict(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_segment(a: argparse.Namespace) -> int:
+    from .checkpoint import load_checkpoint, model_from_checkpoint, training_loss
+    from .data.palette import write_mask
+    from .fast import speed_up
+    from .files import claim_files, require_writable_dir
+    from .inference import segment_clip
+    from .resources import set_threads
+    from .video import overlay, read_clip, read_first_mask, write_gif, write_mp4
+
+    set_threads(a.threads)
+    clip = read_clip(a.video, a.stride, a.start, a.stop, a.size_cap)
+    frame = f"{a.mask_frame if a.mask_frame is not None else a.start:05d}"
+    if frame not in clip.names:
+        raise ValueError(
+            f"--mask-frame {int(frame)}: not among the frames read ({clip.names[0]}, "
+            f"{clip.names[1] if len(clip.names) > 1 else ''} ...); --start and --stride pick them"
+        )
+    mask = read_first_mask(a.mask, clip.frames.shape[1:3], dict(a.colour) or None)
+    out = require_writable_dir(a.out)
+    extras = ["overlay.gif"] * a.gif + ["overlay.mp4"] * a.mp4
+    claim_files(out, [f"{n}.png" for n in clip.names] + extras)  # a user's file stops it here
+    ckpt = load_checkpoint(a.checkpoint)
+    model = speed_up(model_from_checkpoint(ckpt, a.device, a.checkpoint))
+    print(f"{a.video}: {len(clip.names)} frames at {clip.frames.shape[2]}x{clip.frames.shape[1]}")
+    start, loss = clip.names.index(frame), training_loss(ckpt)
+    labels = segment_clip(model, clip.frames, mask, start, a.online_steps, loss, device=a.device)
+    for name, ids in zip(clip.names, labels, strict=True):
+        write_mask(out / f"{name}.png", ids)
+    shown = overlay(clip.frames, labels)
+    if a.gif:
+        write_gif(out / "overlay.gif", shown, clip.fps)
+    if a.mp4:
+        write_mp4(out / "overlay.mp4", shown, clip.fps)
+    print(f"wrote {len(labels)} masks{' and the overlay' if extras else ''} to {out}")
+    return 0
+
+
+def _colour(text: str) -> tuple[tuple[int, int, int], int]:
+    """``R,G,B=ID`` -> ((R, G, B), ID), for --colour."""
+    try:
+        rgb, oid = text.split("=")
+        r, g, b = (int(v) for v in rgb.split(","))
+        return (r, g, b), int(oid)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected R,G,B=ID, e.g. 255,0,0=1, not {text!r}"
+        ) from None
+
+
 def cmd_train(a: argparse.Namespace) -> int:
     from .checkpoint import check_export_target
     from .resources import set_threads
@@ -422,6 +471,42 @@ def predict_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_predict)
 
 
+def segment_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "segment",
+        parents=[DEVICE],
+        help="segment your own video (a file or a folder of frames) from one painted mask",
+    )
+    p.add_argument("video", type=Path, help="a .mp4/.mov/.webm/.avi file or a folder of frames")
+    p.add_argument("--mask", type=Path, required=True, help="palette PNG of object ids")
+    p.add_argument(
+        "--mask-frame", type=count, default=None, help="frame the mask is for (default: first)"
+    )
+    p.add_argument("--out", type=Path, required=True, help="folder for DIR/<frame>.png masks")
+    p.add_argument("--online-steps", type=count, default=0, help="online learning steps")
+    p.add_argument("--gif", action="store_true", help="also write DIR/overlay.gif")
+    p.add_argument("--mp4", action="store_true", help="also write DIR/overlay.mp4")
+    p.add_argument(
+        "--size-cap", type=positive, default=480, help="scale frames down to this shorter side"
+    )
+    p.add_argument("--stride", type=positive, default=1, help="keep every N-th frame")
+    p.add_argument("--start", type=count, default=0, help="first frame to read")
+    p.add_argument("--stop", type=positive, default=None, help="frame to stop before")
+    p.add_argument(
+        "--colour",
+        type=_colour,
+        action="append",
+        default=[],
+        metavar="R,G,B=ID",
+        help="read an RGB mask: this colour is object ID (repeat per object; black is background)",
+    )
+    p.add_argument(
+        "--checkpoint", type=Path, default=SHIPPED_CHECKPOINT, help="default: the shipped model"
+    )
+    add_threads(p)
+    p.set_defaults(func=cmd_segment)
+
+
 def demo_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "demo", parents=[QUIET], help="the main job on the built-in synthetic dataset"
@@ -457,6 +542,7 @@ def build_parser() -> argparse.ArgumentParser:
     baseline_parser(sub)
     train_parser(sub)
     predict_parser(sub)
+    segment_parser(sub)
     demo_parser(sub)
     p = sub.add_parser("student", help="write the student notebooks (solutions become TODOs)")
     p.add_argument("--notebooks", type=Path, default=Path("notebooks"))

@@ -235,6 +235,47 @@ def predict_video(
     return merge(probs, sample.first_masks, merge_method, sample.frames.shape[1:3], fast=fast)
 
 
+def segment_clip(
+    model: S2S,
+    frames: np.ndarray,
+    mask: np.ndarray,
+    mask_frame: int = 0,
+    online_steps: int = 0,
+    loss: str = "bce_iou",
+    before: np.ndarray | None = None,
+    device: str | torch.device = "cpu",
+    return_probs: bool = False,
+) -> np.ndarray | tuple[np.ndarray, dict[int, np.ndarray]]:
+    """Every frame's id map ``(T, H, W)`` uint8 of a clip ``(T, H, W, 3)`` whose objects are
+    given by ``mask`` ``(H, W)`` ids on frame ``mask_frame``. The model starts there: for S2S
+    the initializer builds the memory's first state from that frame and its mask, so a
+    corrected mask on a later frame is a fresh start from the correction. Frames before
+    ``mask_frame`` keep ``before`` (the earlier run's labels) or stay empty. With
+    ``return_probs`` also each object's probability maps ``{id: (T, h, w)}`` at the model's
+    size (`predict_objects`), from which `video.object_curves` reads the model's confidence."""
+    t = len(frames)
+    if not 0 <= mask_frame < t:
+        raise ValueError(f"mask frame {mask_frame} is outside the clip's {t} frames")
+    if mask.shape != frames.shape[1:3]:
+        raise ValueError(f"mask is {mask.shape}, the frames {frames.shape[1:3]}")
+    ids = [int(i) for i in np.unique(mask) if i]
+    sample = VideoSample(
+        "clip",
+        [f"{i:05d}" for i in range(t)],
+        frames,
+        {oid: (mask_frame, mask == oid) for oid in ids},
+        dict.fromkeys(ids, "object"),
+    )
+    net = model
+    if online_steps:
+        net = finetune_online(model, sample, online_steps, device=device, loss=loss)
+    probs = predict_objects(net, sample, device=device)
+    labels = merge(probs, sample.first_masks, fast=True)
+    if before is not None:
+        labels[:mask_frame] = before[:mask_frame]
+    return (labels, probs) if return_probs else labels
+
+
 def predict_split(
     root: str | os.PathLike,
     split: str,

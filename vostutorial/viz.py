@@ -301,6 +301,31 @@ def plot_j_over_time(
     return ax
 
 
+def plot_object_curves(
+    curves: dict[int, tuple[np.ndarray, np.ndarray]],
+    names: Sequence[str],
+    axes: Sequence[Axes] | None = None,
+) -> Sequence[Axes]:
+    """Each object's area and the model's confidence over the frames (`video.object_curves`),
+    in its palette colour, on two matplotlib axes (made when not given): where tracking is in
+    doubt when there is no ground truth. Returns the axes."""
+    import matplotlib.pyplot as plt
+
+    if axes is None:
+        axes = plt.subplots(2, 1, figsize=(10, 3.6), sharex=True)[1]
+    x = np.arange(len(names))
+    for oid, (area, conf) in sorted(curves.items()):
+        colour = PALETTE[oid] / 255
+        axes[0].plot(x, area, color=colour, label=f"object {oid}")
+        axes[1].plot(x, conf, color=colour)
+    axes[0].set(ylabel="area (of frame)")
+    axes[1].set(ylabel="confidence", ylim=(0.5, 1.0), xlabel="frame")
+    step = max(1, len(names) // 12)
+    axes[1].set_xticks(x[::step], [names[i] for i in x[::step]], fontsize=8)
+    axes[0].legend(fontsize=8, loc="upper right")
+    return axes
+
+
 def _draw_skips(ax: Axes, main: list[str], xs: dict[str, float]) -> None:
     """Dashed arcs: encoder maps at 1/16 .. 1/2 join the decoder stages of their size."""
     enc = [n for n in main if n.startswith("encoder stage")][-2::-1]
