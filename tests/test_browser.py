@@ -348,7 +348,7 @@ def test_paint_track_and_correct_in_jupyterlab(lab, tmp_path_factory):
             fix = canvases.last
             fix.scroll_into_view_if_needed()
             _stroke(page, fix, (0.60, 0.80), (0.85, 0.80))
-            _run_cell(page, EDITOR, "fixed = segment_clip(")
+            _run_cell(page, EDITOR, "fixed, fixed_probs = segment_clip(")
             page.screenshot(path=shots / f"{stem}-corrected.png")
             y2, x2 = int(0.80 * h), int(0.72 * w)
             result = kernel(

@@ -182,16 +182,27 @@ def test_the_mask_editor_paints_erases_fills_and_undoes():
         MaskEditor(np.zeros((60, 90, 3), np.uint8), mask=np.zeros((10, 10), np.uint8))
 
 
-def test_curves_and_the_youtube_vos_export(tmp_path, weights):
+def test_curves_and_the_youtube_vos_export(tmp_path, weights, capsys):
     from vostutorial.data.check import check_split
     from vostutorial.video import Clip, object_curves, write_ytvos
 
     frames, ids = _frames(t=6)
-    labels, probs = segment_clip(load_model(weights), frames, ids[1], 1, return_probs=True)
+    labels, probs = segment_clip(
+        load_model(weights), frames, ids[1], 1, return_probs=True, progress=True
+    )
+    bar = capsys.readouterr().err
+    assert "segment: 100%" in bar and "5/5" in bar  # one step per frame from the given one on
     curves = object_curves(labels, probs)
     area, conf = curves[1]
     assert np.isnan(area[0]) and np.isnan(conf[0])  # before the given frame
     assert area[1] == pytest.approx((ids[1] == 1).mean()) and 0.5 <= conf[1] <= 1
+    # a correction from frame 3: its curves from frame 3 on, the earlier run's before it
+    fixed, fixed_probs = segment_clip(
+        load_model(weights), frames, ids[3], 3, before=labels, return_probs=True
+    )
+    after = object_curves(fixed, fixed_probs, earlier=curves)
+    np.testing.assert_array_equal(after[1][0][:3], area[:3])
+    assert after[1][0][3] == pytest.approx((ids[3] == 1).mean())
     clip = Clip(frames, [f"{i:05d}" for i in range(6)], 10.0, 1.0, tmp_path)
     split = write_ytvos(tmp_path / "mine", "clips", "square", clip, labels)
     problems, summary = check_split(tmp_path / "mine", "clips", progress=False)

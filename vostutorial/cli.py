@@ -213,7 +213,9 @@ def cmd_segment(a: argparse.Namespace) -> int:
     model = speed_up(model_from_checkpoint(ckpt, a.device, a.checkpoint))
     print(f"{a.video}: {len(clip.names)} frames at {clip.frames.shape[2]}x{clip.frames.shape[1]}")
     start, loss = clip.names.index(frame), training_loss(ckpt)
-    labels = segment_clip(model, clip.frames, mask, start, a.online_steps, loss, device=a.device)
+    labels = segment_clip(
+        model, clip.frames, mask, start, a.online_steps, loss, device=a.device, progress=not a.quiet
+    )
     for name, ids in zip(clip.names, labels, strict=True):
         write_mask(out / f"{name}.png", ids)
     shown = overlay(clip.frames, labels)
@@ -474,7 +476,7 @@ def predict_parser(sub: argparse._SubParsersAction) -> None:
 def segment_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "segment",
-        parents=[DEVICE],
+        parents=[QUIET, DEVICE],
         help="segment your own video (a file or a folder of frames) from one painted mask",
     )
     p.add_argument("video", type=Path, help="a .mp4/.mov/.webm/.avi file or a folder of frames")

@@ -167,6 +167,7 @@ def finetune_online(
     frozen: tuple[str, ...] = (),
     flip: bool = False,
     bf16: bool = False,
+    progress: bool = False,
 ) -> S2S:
     """Online learning, as in the paper: a copy of ``model`` fine-tuned for ``steps`` Adam steps
     on the masks given for this video. Each step shows every given (frame, mask) as a short
@@ -196,7 +197,7 @@ def finetune_online(
     g = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(torch.randint(2**31, (1,), generator=g)))
-        for _ in range(steps):
+        for _ in tqdm(range(steps), desc="online learning", unit="step", disable=not progress):
             frames, masks = [], []
             for frame, m in items:
                 pairs = [(frame, m)] + [
@@ -245,6 +246,7 @@ def segment_clip(
     before: np.ndarray | None = None,
     device: str | torch.device = "cpu",
     return_probs: bool = False,
+    progress: bool = False,
 ) -> np.ndarray | tuple[np.ndarray, dict[int, np.ndarray]]:
     """Every frame's id map ``(T, H, W)`` uint8 of a clip ``(T, H, W, 3)`` whose objects are
     given by ``mask`` ``(H, W)`` ids on frame ``mask_frame``. The model starts there: for S2S
@@ -259,6 +261,7 @@ def segment_clip(
     if mask.shape != frames.shape[1:3]:
         raise ValueError(f"mask is {mask.shape}, the frames {frames.shape[1:3]}")
     ids = [int(i) for i in np.unique(mask) if i]
+    shown = {"disable": not progress}  # progress bars: online learning, then the frames
     sample = VideoSample(
         "clip",
         [f"{i:05d}" for i in range(t)],
@@ -268,8 +271,18 @@ def segment_clip(
     )
     net = model
     if online_steps:
-        net = finetune_online(model, sample, online_steps, device=device, loss=loss)
-    probs = predict_objects(net, sample, device=device)
+        net = finetune_online(model, sample, online_steps, device=device, loss=loss, **shown)
+    # one ConvLSTM step per frame (all objects in one batch): a hook counts them for the bar
+    with tqdm(total=t - mask_frame, desc="segment", unit="frame", **shown) as bar:
+
+        def one_frame(*_: object) -> None:  # (a hook that returned a value would replace h_t)
+            bar.update()
+
+        counting = net.lstm.register_forward_hook(one_frame)
+        try:
+            probs = predict_objects(net, sample, device=device)
+        finally:
+            counting.remove()
     labels = merge(probs, sample.first_masks, fast=True)
     if before is not None:
         labels[:mask_frame] = before[:mask_frame]

@@ -200,11 +200,14 @@ def _fitted(ids: np.ndarray, size: tuple[int, int], path: Path) -> np.ndarray:
 
 # --- how the tracking went, without ground truth ---------------------------------------------
 def object_curves(
-    labels: np.ndarray, probs: dict[int, np.ndarray]
+    labels: np.ndarray,
+    probs: dict[int, np.ndarray],
+    earlier: dict[int, tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     """Per object, its area (fraction of the frame) and the model's mean confidence (its mean
     probability where it is above 0.5) on every frame ``(T,)`` each: a sudden drop of either
-    is where to look, and where a correction helps. Frames before the object starts are NaN."""
+    is where to look, and where a correction helps. Frames before the object starts are NaN,
+    or, for a run re-started from a correction, the ``earlier`` run's curves there."""
     curves = {}
     for oid, p in probs.items():
         area = (labels == oid).mean(axis=(1, 2))
@@ -215,7 +218,8 @@ def object_curves(
             0.0,
         )
         started = p.reshape(len(p), -1).any(axis=1).cumsum() > 0  # zero before the given frame
-        curves[oid] = (np.where(started, area, np.nan), np.where(started, conf, np.nan))
+        old = (earlier or {}).get(oid, (np.full(len(p), np.nan),) * 2)
+        curves[oid] = (np.where(started, area, old[0]), np.where(started, conf, old[1]))
     return curves
 
 
