@@ -12,7 +12,10 @@ from vostutorial.checkpoint import load_model
 from vostutorial.cli import main
 from vostutorial.data import read_mask, write_mask
 from vostutorial.inference import segment_clip
+from vostutorial.paths import real_davis
 from vostutorial.video import read_clip, read_first_mask
+
+REAL = real_davis() / "JPEGImages" / "480p"  # evaluation only: never trained or tuned on
 
 
 def _write_video(path, frames, codec, pix_fmt, rate=10):
@@ -208,3 +211,33 @@ def test_curves_and_the_youtube_vos_export(tmp_path, weights, capsys):
     problems, summary = check_split(tmp_path / "mine", "clips", progress=False)
     assert problems == [] and summary["frames"] == 6 and summary["objects"] == 1
     np.testing.assert_array_equal(read_mask(split / "Annotations/square/00001.png"), ids[1])
+
+
+@pytest.mark.skipif(not REAL.is_dir(), reason="no shared real DAVIS samples beside the project")
+def test_segment_on_a_real_clip_scores_as_predict_does(tmp_path):
+    from vostutorial.data import DavisSequences
+    from vostutorial.data.ytvos import VideoSample
+    from vostutorial.inference import predict_video
+    from vostutorial.metrics import jaccard
+    from vostutorial.paths import SHIPPED_CHECKPOINT
+
+    davis = DavisSequences(REAL.parent.parent)
+    names, frames, gt = davis.read_sequence("blackswan")
+    frames, gt = frames[:20], gt[:20] > 0
+    h, w = frames.shape[1:3]
+    with av.open(str(tmp_path / "swan.mp4"), "w") as out:  # a phone-like clip of the sequence
+        stream = out.add_stream("libx264", rate=24, options={"crf": "12"})
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        for f in frames:
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")))
+        out.mux(stream.encode())
+    write_mask(tmp_path / "first.png", gt[0].astype(np.uint8))
+    run_kit("segment", tmp_path / "swan.mp4", "--mask", tmp_path / "first.png", "--out",
+            tmp_path / "out", "--size-cap", str(h), "--quiet", check=True)  # fmt: skip
+    ours = np.stack([read_mask(tmp_path / "out" / f"{i:05d}.png") for i in range(20)]) == 1
+    sample = VideoSample("swan", names[:20], frames, {1: (0, gt[0])}, {1: "object"})
+    theirs = predict_video(load_model(SHIPPED_CHECKPOINT), sample) == 1
+    j_segment, j_predict = jaccard(ours[1:], gt[1:]).mean(), jaccard(theirs[1:], gt[1:]).mean()
+    print(f"J segment {j_segment:.3f}, predict {j_predict:.3f}")
+    assert abs(j_segment - j_predict) <= 0.05, (j_segment, j_predict)
+    assert j_predict > 0.5  # it does track the swan
