@@ -229,11 +229,39 @@ def predict_video(
     """One video's id maps ``(T, H, W)`` uint8 at its own resolution: ``online_steps`` of
     online learning on its given masks (``online``: more `finetune_online` keywords), then
     every object predicted (`predict_objects`) and the maps merged (`merge`)."""
+    probs = tuned_probs(model, sample, online_steps, loss, device, **online)
+    return merge(probs, sample.first_masks, merge_method, sample.frames.shape[1:3], fast=fast)
+
+
+def tuned_probs(
+    model: S2S,
+    sample: VideoSample,
+    online_steps: int = 0,
+    loss: str = "bce_iou",
+    device: str | torch.device = "cpu",
+    progress: bool = False,
+    **online: object,
+) -> dict[int, np.ndarray]:
+    """`predict_objects` after ``online_steps`` of online learning on the video's given masks
+    (``online``: more `finetune_online` keywords), with progress bars for both when asked."""
     net = model
     if online_steps:
-        net = finetune_online(model, sample, online_steps, device=device, loss=loss, **online)
-    probs = predict_objects(net, sample, device=device)
-    return merge(probs, sample.first_masks, merge_method, sample.frames.shape[1:3], fast=fast)
+        net = finetune_online(
+            model, sample, online_steps, device=device, loss=loss, progress=progress, **online
+        )
+    start = min((t for t, _ in sample.first_masks.values()), default=0)
+    # one ConvLSTM step per frame (all objects in one batch): a hook counts them for the bar
+    frames = len(sample.frames) - start
+    with tqdm(total=frames, desc="segment", unit="frame", disable=not progress) as bar:
+
+        def one_frame(*_: object) -> None:  # (a hook that returned a value would replace h_t)
+            bar.update()
+
+        counting = net.lstm.register_forward_hook(one_frame)
+        try:
+            return predict_objects(net, sample, device=device)
+        finally:
+            counting.remove()
 
 
 def segment_clip(
@@ -261,7 +289,6 @@ def segment_clip(
     if mask.shape != frames.shape[1:3]:
         raise ValueError(f"mask is {mask.shape}, the frames {frames.shape[1:3]}")
     ids = [int(i) for i in np.unique(mask) if i]
-    shown = {"disable": not progress}  # progress bars: online learning, then the frames
     sample = VideoSample(
         "clip",
         [f"{i:05d}" for i in range(t)],
@@ -269,20 +296,7 @@ def segment_clip(
         {oid: (mask_frame, mask == oid) for oid in ids},
         dict.fromkeys(ids, "object"),
     )
-    net = model
-    if online_steps:
-        net = finetune_online(model, sample, online_steps, device=device, loss=loss, **shown)
-    # one ConvLSTM step per frame (all objects in one batch): a hook counts them for the bar
-    with tqdm(total=t - mask_frame, desc="segment", unit="frame", **shown) as bar:
-
-        def one_frame(*_: object) -> None:  # (a hook that returned a value would replace h_t)
-            bar.update()
-
-        counting = net.lstm.register_forward_hook(one_frame)
-        try:
-            probs = predict_objects(net, sample, device=device)
-        finally:
-            counting.remove()
+    probs = tuned_probs(model, sample, online_steps, loss, device, progress)
     labels = merge(probs, sample.first_masks, fast=True)
     if before is not None:
         labels[:mask_frame] = before[:mask_frame]
