@@ -8,10 +8,14 @@ on the synthetic valid split and, when a DAVIS root is there (default
 ``../shared/real-samples/davis2016``; evaluation only), on its sequences:
 
 - ``plain``: the paper's data flow alone (no skips, no feedback, no matching or propagation);
+- ``plain, paper's loss``: the same trained with the paper's class-balanced BCE on the frames
+  after the given one;
 - ``+ skips``, ``+ feedback``: the cues one at a time, cumulatively;
 - ``all``: the base config as it is (``s2s-vgg16``: + label propagation; ``tiny``: + learnt
   matching), with the base recipe's frame-0 loss and faded feedback;
-- ``all, no frame-0 loss, no fade``: without the two training levers.
+- ``all, no frame-0 loss, no fade``: without the two training levers;
+- ``all, hard feedback, Lovasz, no fade``: the mask fed back thresholded at 0.5
+  (``hard_feedback``) and trained with BCE + Lovasz hinge (``bce_lovasz``), without the fade.
 
     python benchmarks/bench_ablation.py [--base s2s-vgg16] [--steps N] [--batch B] [--json FILE]
 
@@ -46,10 +50,18 @@ DAVIS = real_davis()
 NONE = dict(skips=False, feedback=False, matching=False, propagation=False)
 VARIANTS: dict[str, tuple[dict, dict]] = {
     "plain": (NONE, dict(fade_feedback=0.0)),
+    # the paper's flow trained as the paper does: class-balanced BCE on the frames after frame 0
+    "plain, paper's loss": (NONE, dict(fade_feedback=0.0, loss="balanced", score_first=False)),
     "+ skips": (NONE | dict(skips=True), dict(fade_feedback=0.0)),
     "+ feedback": (NONE | dict(skips=True, feedback=True), {}),
     "all": ({}, {}),
     "all, no frame-0 loss, no fade": ({}, dict(score_first=False, fade_feedback=0.0)),
+    # feedback as J sees it (thresholded), a loss on the thresholded mask, no fade: the first
+    # recipe under which s2s-vgg16 gets better with training (benchmarks/bench_drift.py)
+    "all, hard feedback, Lovasz, no fade": (
+        dict(hard_feedback=True),
+        dict(loss="bce_lovasz", fade_feedback=0.0),
+    ),
 }
 
 

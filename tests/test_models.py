@@ -107,6 +107,21 @@ def test_untrained_feedback_carries_the_given_mask_forward():
     assert ((p[0] > 0.5) == (mask > 0)).all()  # the object stays where it was given
 
 
+def test_hard_feedback_hands_on_the_thresholded_mask():
+    torch.manual_seed(0)
+    model = build_model("tiny", matching=False, hard_feedback=True).eval()
+    mask = torch.zeros(1, 1, 64, 96)
+    mask[..., 10:30, 20:50] = 1
+    with torch.no_grad():
+        p = torch.sigmoid(model(torch.rand(1, 4, 3, 64, 96), mask))
+    # untrained, each frame is the previous mask alone, fed back as 0 or 1 (never drifting
+    # towards 0.5 as soft feedback does): p_t = sigmoid(3 (2 [p_{t-1} > 0.5] - 1)) for all t
+    for t in range(4):
+        torch.testing.assert_close(p[0, t], torch.sigmoid(3.0 * (2 * mask[0] - 1)))
+    with pytest.raises(ValueError, match="hard_feedback needs feedback"):
+        build_model("tiny", feedback=False, matching=False, hard_feedback=True)
+
+
 def test_matching_finds_the_first_frame_object_wherever_it_moves():
     torch.manual_seed(0)
     model = build_model("tiny").eval()

@@ -14,7 +14,7 @@ from helpers import SMALL_TRAIN, run_kit
 from vostutorial.checkpoint import export_model, load_checkpoint, load_model, training_loss
 from vostutorial.data import YTVOSSplit
 from vostutorial.data.sampler import StepSampler
-from vostutorial.losses import balanced_bce, bce, bce_iou
+from vostutorial.losses import balanced_bce, bce, bce_iou, lovasz_hinge
 from vostutorial.models import build_model
 from vostutorial.train import lr_factor, validate
 from vostutorial.train_config import load_config
@@ -76,6 +76,25 @@ def test_bce_iou_counts_a_painted_distractor_like_a_miss():
     assert missed.item() == pytest.approx(1 - 6 / 11)  # IoU term: 5 / 10, smoothed
     empty = torch.zeros_like(target)  # an absent object, nothing painted: only BCE remains
     assert bce_iou(sure(empty), empty).item() == pytest.approx(0, abs=1e-6)
+
+
+def test_lovasz_hinge_is_the_jaccard_loss_of_the_thresholded_mask():
+    target = torch.zeros(1, 1, 1, 10, 10)
+    target[..., :2, :5] = 1  # the object: 10 pixels
+    unit = lambda m: torch.where(m > 0, 1.0, -1.0)  # noqa: E731 - margin 0 right, 2 wrong
+    assert lovasz_hinge(unit(target), target).item() == pytest.approx(0)
+    painted = target.clone()
+    painted[..., 5:9, :5] = 1  # 20 false positives: J = 10 / 30
+    half = target.clone()
+    half[..., 1, :] = 0  # 5 of the 10 pixels missed: J = 5 / 10
+    assert lovasz_hinge(unit(painted), target).item() == pytest.approx(2 * (1 - 10 / 30))
+    assert lovasz_hinge(unit(half), target).item() == pytest.approx(2 * (1 - 5 / 10))
+    # all logits 0: every hinge is 1 and the weights add up to a Jaccard loss of 1
+    assert lovasz_hinge(torch.zeros_like(target), target).item() == pytest.approx(1)
+    empty = torch.zeros_like(target)  # no object: only the worst false positive counts
+    logits = -torch.ones_like(target)
+    logits[..., 0, 0] = 0.5
+    assert lovasz_hinge(logits, empty).item() == pytest.approx(1.5)
 
 
 def test_lr_schedule_warms_up_then_decays():

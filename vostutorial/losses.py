@@ -22,6 +22,20 @@ object" instead of "segment this one". ``bce_iou`` adds a soft Jaccard term per 
 
 which, like the J measure itself, counts a false positive as much as a miss, yet never lets
 "all background" pay off (its IoU term would be 1).
+
+The soft Jaccard scores probabilities, J scores the mask thresholded at 0.5: a model can lower
+the first by hedging near the object (p around 0.5) while the second gets worse. ``bce_lovasz``
+replaces it with the Lovasz hinge (Berman et al., CVPR 2018), the convex extension of the
+Jaccard loss of the *thresholded* mask: with margins :math:`e_p = 1 - z_p (2 y_p - 1)` sorted
+in decreasing order, :math:`\pi`,
+
+.. math::
+
+    L = \sum_i \max(e_{\pi_i}, 0)\, g_i, \qquad
+    g_i = \Delta J(\{\pi_1..\pi_i\}) - \Delta J(\{\pi_1..\pi_{i-1}\})
+
+where :math:`\Delta J(S)` is the Jaccard loss of a prediction that gets the pixels of
+:math:`S` wrong: each pixel's hinge is weighted by what misclassifying it costs J.
 """
 
 from __future__ import annotations
@@ -62,4 +76,30 @@ def bce_iou(logits: Tensor, targets: Tensor) -> Tensor:
     return bce(logits, targets) + (1 - (inter + 1) / (union + 1)).mean()
 
 
-LOSSES = {"balanced": balanced_bce, "bce": bce, "bce_iou": bce_iou}
+def jaccard_steps(gt_sorted: Tensor) -> Tensor:
+    """``(N, P)`` targets in the order of decreasing margin -> ``(N, P)`` the Jaccard loss
+    added by getting each next pixel wrong (the Lovasz extension's weights ``g``)."""
+    total = gt_sorted.sum(1, keepdim=True)
+    inter = total - gt_sorted.cumsum(1)
+    union = total + (1 - gt_sorted).cumsum(1)
+    loss = 1 - inter / union  # Jaccard loss with the first i pixels wrong
+    return torch.cat([loss[:, :1], loss[:, 1:] - loss[:, :-1]], dim=1)
+
+
+def lovasz_hinge(logits: Tensor, targets: Tensor) -> Tensor:
+    """The Lovasz hinge per frame, then averaged; shapes as `balanced_bce`. On a frame without
+    the object any false positive makes J 0: the worst pixel's hinge is the loss."""
+    z = logits.float().flatten(0, -4).flatten(1)  # (frames, pixels)
+    y = targets.float().flatten(0, -4).flatten(1)
+    margins = 1 - z * (2 * y - 1)
+    margins, order = margins.sort(dim=1, descending=True)
+    steps = jaccard_steps(torch.gather(y, 1, order))
+    return (F.relu(margins) * steps).sum(1).mean()
+
+
+def bce_lovasz(logits: Tensor, targets: Tensor) -> Tensor:
+    """Plain BCE plus the Lovasz hinge; shapes as `balanced_bce`."""
+    return bce(logits, targets) + lovasz_hinge(logits, targets)
+
+
+LOSSES = {"balanced": balanced_bce, "bce": bce, "bce_iou": bce_iou, "bce_lovasz": bce_lovasz}

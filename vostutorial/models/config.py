@@ -30,6 +30,7 @@ class ModelConfig:
     decoder_kernel: int = 5
     skips: bool = False  # U-Net skips: decoder stages also see the frame's encoder features
     feedback: bool = False  # mask feedback: each frame sees the previous frame's mask
+    hard_feedback: bool = False  # feed back the mask thresholded at 0.5, not probabilities
     matching: bool = False  # matching to the first frame (needs skips)
     match_dim: int = 32  # channels of the matching embedding
     # A frozen pretrained trunk: the encoder is VGG16's first ``len(widths)`` stages with
@@ -53,6 +54,8 @@ class ModelConfig:
             raise ValueError("matching needs at least 4 encoder stages (it reads the 1/8 map)")
         if self.propagation and not (self.frozen_trunk and self.feedback):
             raise ValueError("propagation needs frozen_trunk and feedback")
+        if self.hard_feedback and not self.feedback:
+            raise ValueError("hard_feedback needs feedback")
         if self.frozen_trunk and not self.is_vgg16:
             raise ValueError("frozen_trunk needs VGG16's widths and convolutions (or a prefix)")
 

@@ -261,8 +261,9 @@ class TrackingS2S(S2S):
     ) -> tuple[Tensor, Tensor]:
         """Frame by frame, each step correcting the mask it predicted for the previous frame.
 
-        The fed-back probabilities are detached: training then sees exactly what inference
-        sees (its own, imperfect masks), and no gradient runs through the chain of masks."""
+        The fed-back probabilities (with ``hard_feedback``, the mask thresholded at 0.5) are
+        detached: training then sees exactly what inference sees (its own, imperfect masks),
+        and no gradient runs through the chain of masks."""
         k, t = feats.shape[:2]
         skips = [s.view(k, t, *s.shape[1:]) for s in skips]
         prev, out, hs = first_mask, [], []
@@ -280,5 +281,8 @@ class TrackingS2S(S2S):
             if votes is not None:
                 logits = logits + self.propagation_logits(votes, prev.shape[-2:])
             out.append(logits)
-            prev = torch.sigmoid(logits).detach() * dim
+            prev = torch.sigmoid(logits).detach()
+            if self.cfg.hard_feedback:  # the mask as J sees it: no half-sure pixels to creep
+                prev = (prev > 0.5).to(prev.dtype)
+            prev = prev * dim
         return torch.stack(out, dim=1), torch.stack(hs, dim=1)
