@@ -27,12 +27,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.nn import functional as F
 
 from vostutorial.checkpoint import load_checkpoint, model_from_checkpoint
 from vostutorial.data import ensure_default
 from vostutorial.data.ytvos import YTVOSSplit
-from vostutorial.inference import predict_objects
+from vostutorial.inference import masks_to_tensor, predict_objects
 from vostutorial.losses import bce_iou
 from vostutorial.metrics import jaccard
 from vostutorial.models import build_model
@@ -58,8 +57,7 @@ def drift(model: S2S, split: YTVOSSplit, videos: list[str]) -> dict:
             if t0:  # objects given later start later: frame-by-frame rows would not line up
                 continue
             gt = np.stack([split.ground_truth(video, f) == oid for f in sample.frame_names])
-            size = probs[oid].shape[-2:]
-            gt = F.interpolate(torch.from_numpy(gt[:, None]).float(), size=size)[:, 0] > 0.5
+            gt = masks_to_tensor(gt, probs[oid].shape[-2:])[:, 0] > 0.5  # as the model saw it
             pred = probs[oid] > 0.5
             js.append(jaccard(pred, gt.numpy()))
             areas.append(pred.sum((1, 2)) / np.maximum(gt.sum((1, 2)).numpy(), 1))
