@@ -9,15 +9,18 @@ on the synthetic valid split and, when a DAVIS root is there (default
 
 - ``plain``: the paper's data flow alone (no skips, no feedback, no matching or propagation);
 - ``plain, paper's loss``: the same trained with the paper's class-balanced BCE on the frames
-  after the given one;
+  after the given one; ``plain, Lovasz``: with BCE + Lovasz hinge (``bce_lovasz``);
 - ``+ skips``, ``+ feedback``: the cues one at a time, cumulatively;
 - ``all``: the base config as it is (``s2s-vgg16``: + label propagation; ``tiny``: + learnt
   matching), with the base recipe's frame-0 loss and faded feedback;
 - ``all, no frame-0 loss, no fade``: without the two training levers;
 - ``all, hard feedback, Lovasz, no fade``: the mask fed back thresholded at 0.5
-  (``hard_feedback``) and trained with BCE + Lovasz hinge (``bce_lovasz``), without the fade.
+  (``hard_feedback``) and trained with BCE + Lovasz hinge (``bce_lovasz``), without the fade;
+  ``..., skips before pool``: and the decoder's skips taken from each stage's last convolution
+  before its pool (``skips_before_pool``: conv3_3, conv2_2, conv1_2 at 1/4, 1/2, full size).
 
     python benchmarks/bench_ablation.py [--base s2s-vgg16] [--steps N] [--batch B] [--json FILE]
+                                        [--only VARIANT ...] [--keep DIR]
 
 ``--json`` writes the table (notebook 03 shows the files in ``benchmarks/results/``); rows of
 variants measured earlier into the same file with the same recipe are kept, so that the
@@ -52,6 +55,8 @@ VARIANTS: dict[str, tuple[dict, dict]] = {
     "plain": (NONE, dict(fade_feedback=0.0)),
     # the paper's flow trained as the paper does: class-balanced BCE on the frames after frame 0
     "plain, paper's loss": (NONE, dict(fade_feedback=0.0, loss="balanced", score_first=False)),
+    # the same trained on the thresholded mask's Jaccard (BCE + Lovasz hinge)
+    "plain, Lovasz": (NONE, dict(fade_feedback=0.0, loss="bce_lovasz")),
     "+ skips": (NONE | dict(skips=True), dict(fade_feedback=0.0)),
     "+ feedback": (NONE | dict(skips=True, feedback=True), {}),
     "all": ({}, {}),
@@ -60,6 +65,11 @@ VARIANTS: dict[str, tuple[dict, dict]] = {
     # recipe under which s2s-vgg16 gets better with training (benchmarks/bench_drift.py)
     "all, hard feedback, Lovasz, no fade": (
         dict(hard_feedback=True),
+        dict(loss="bce_lovasz", fade_feedback=0.0),
+    ),
+    # and the decoder's skips from each stage before its pool, down to full size (conv1_2)
+    "all, hard feedback, Lovasz, no fade, skips before pool": (
+        dict(hard_feedback=True, skips_before_pool=True),
         dict(loss="bce_lovasz", fade_feedback=0.0),
     ),
 }
@@ -94,6 +104,8 @@ def main() -> int:
     p.add_argument("--davis", type=Path, default=DAVIS, help="a DAVIS root (evaluation only)")
     p.add_argument("--only", nargs="+", choices=list(VARIANTS), help="a subset of the variants")
     p.add_argument("--json", type=Path, help="also write the table here")
+    p.add_argument("--keep", type=Path, help="write checkpoints and predictions here, not to a "
+                   "temporary folder")  # fmt: skip
     a = p.parse_args()
     recipe = load_config(a.base)
     a.steps, a.batch = a.steps or recipe.steps, a.batch or recipe.batch_size
@@ -104,7 +116,7 @@ def main() -> int:
     rows = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name in a.only or VARIANTS:
-            rows[name] = run(name, *VARIANTS[name], a, root, Path(tmp))
+            rows[name] = run(name, *VARIANTS[name], a, root, a.keep or Path(tmp))
             print(name, json.dumps(rows[name]), flush=True)
     print(f"\n{a.base}: {a.steps} steps at batch {a.batch}, seed 0, no online learning")
     print("| variant | synthetic overall | J_seen | J_unseen | real DAVIS J&F | train min |")

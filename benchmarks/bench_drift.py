@@ -15,7 +15,9 @@ whole videos. This script shows both side by side for each model given, on the f
 
 ``--untrained s2s-vgg16`` adds that config as built (pretrained trunk, nothing trained):
 with label propagation it already follows objects. ``--feedback-dim`` multiplies the fed-back
-masks at inference as training's ``fade_feedback`` does (1 = as `predict` runs).
+masks at inference as training's ``fade_feedback`` does (1 = as `predict` runs). ``--json``
+keeps the rows of an earlier run on the same videos, keyed by the checkpoint path as given
+(run it from a folder of checkpoints named after how they were trained).
 """
 
 from __future__ import annotations
@@ -114,6 +116,10 @@ def main() -> int:
     if a.json:
         a.json.parent.mkdir(parents=True, exist_ok=True)
         payload = {"videos": len(videos), "feedback_dim": a.feedback_dim, "rows": rows}
+        if a.json.exists():  # rows measured earlier on the same videos stay in the file
+            old = json.loads(a.json.read_text())
+            if (old["videos"], old["feedback_dim"]) == (len(videos), a.feedback_dim):
+                payload["rows"] = {**old["rows"], **rows}
         a.json.write_text(json.dumps(payload, indent=1) + "\n")
     return 0
 

@@ -214,3 +214,25 @@ def test_learnt_layers_read_a_frozen_trunk_standardised():
     tiny = build_model("tiny", input_size=(64, 96)).eval()
     with torch.no_grad():  # a trained encoder's maps pass as they are
         torch.testing.assert_close(tiny.trunk(frames), tiny.encoder(tiny.normalise(frames)))
+
+
+def test_skips_before_pool_hand_the_decoder_each_stage_at_full_depth():
+    model = build_model("s2s-vgg16", input_size=(64, 96), skips_before_pool=True).eval()
+    frames = torch.rand(1, 2, 3, 64, 96)
+    with torch.no_grad():
+        skips = model.encode_with_skips(frames)[1]
+        x, convs = model.normalise(frames.flatten(0, 1)), []
+        for layer in model.encoder:  # each stage's last ReLU, read by hand
+            if isinstance(layer, torch.nn.MaxPool2d):
+                convs.append(x)
+            x = layer(x)
+    # coarsest first: conv3_3 at 1/4, conv2_2 at 1/2, conv1_2 at full size (HED's edge layer)
+    assert [tuple(s.shape[1:]) for s in skips] == [(256, 16, 24), (128, 32, 48), (64, 64, 96)]
+    for skip, conv in zip(skips, convs[::-1], strict=True):
+        torch.testing.assert_close(skip, model.tap(conv))
+    pooled = build_model("s2s-vgg16", input_size=(64, 96)).eval()
+    with torch.no_grad():  # the default: the pools' outputs, from 1/4 to 1/2
+        assert [s.shape[1] for s in pooled.encode_with_skips(frames)[1]] == [128, 64]
+        assert model(frames, torch.ones(1, 1, 64, 96)).shape == (1, 2, 1, 64, 96)
+    with pytest.raises(ValueError, match="skips_before_pool"):
+        build_model("tiny", skips_before_pool=True)  # its learnt matching reads pool 3

@@ -29,6 +29,9 @@ class ModelConfig:
     decoder: tuple[int, ...] = (512, 256, 128, 64, 64)  # widths of the 5 upsampling stages
     decoder_kernel: int = 5
     skips: bool = False  # U-Net skips: decoder stages also see the frame's encoder features
+    # skips from each stage's last convolution before its pool (an octave finer, down to full
+    # resolution, as HED's side outputs), not from the pool: boundaries from the trunk's edges
+    skips_before_pool: bool = False
     feedback: bool = False  # mask feedback: each frame sees the previous frame's mask
     hard_feedback: bool = False  # feed back the mask thresholded at 0.5, not probabilities
     matching: bool = False  # matching to the first frame (needs skips)
@@ -54,6 +57,8 @@ class ModelConfig:
             raise ValueError("matching needs at least 4 encoder stages (it reads the 1/8 map)")
         if self.propagation and not (self.frozen_trunk and self.feedback):
             raise ValueError("propagation needs frozen_trunk and feedback")
+        if self.skips_before_pool and (not self.skips or self.matching):
+            raise ValueError("skips_before_pool needs skips and no matching (it reads pool 3)")
         if self.hard_feedback and not self.feedback:
             raise ValueError("hard_feedback needs feedback")
         if self.frozen_trunk and not self.is_vgg16:

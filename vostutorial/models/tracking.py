@@ -7,7 +7,8 @@ cue is a switch of `ModelConfig` (all on in ``tiny``, all off in ``paper``) and 
 
 - **U-Net skips** (`encode_with_skips`, ``skips``): each decoder stage also sees the current
   frame's encoder features at its resolution; the 4x7 memory of ``tiny`` is too coarse to
-  paint shapes alone (cf. Azimi et al. 2020, skip-memory S2S).
+  paint shapes alone (cf. Azimi et al. 2020, skip-memory S2S). They are the stages' pooled
+  maps, or with ``skips_before_pool`` each stage's last convolution, down to full size.
 - **Mask feedback** (`forward_feedback`, ``feedback``): frame t's ConvLSTM input and every
   decoder stage also see the mask predicted for frame t-1 (the given one for t = 0), and the
   decoder paints a *correction* to it: ``logits_t = D(...) + s (2 m_{t-1} - 1)``, with a learnt
@@ -94,6 +95,8 @@ class TrackingS2S(S2S):
         fb = int(cfg.feedback)  # the previous mask joins every stage
         # with skips, the encoder widths at 1/16, 1/8, 1/4, 1/2 join the stages' outputs
         joins = list(cfg.widths[-2::-1]) + [0] if cfg.skips else [0] * len(cfg.decoder)
+        if cfg.skips_before_pool:  # stage i's last convolution: 1/2^i, widths[i], to full size
+            joins = list(cfg.widths[::-1])
         joins = [j + fb for j in joins]
         if cfg.matching:
             joins[self.eighth] += 2  # the stage painting at 1/8: the two similarity maps
@@ -106,26 +109,31 @@ class TrackingS2S(S2S):
         self, frames: Tensor
     ) -> tuple[Tensor, list[Tensor], Tensor, Tensor | None]:
         """``(B, T, 3, H, W)`` -> features ``(B, T, C, H/2^S, W/2^S)``; with skips, the
-        ``(B*T, C_i, H_i, W_i)`` maps of the earlier stages, coarsest first (else an empty
-        list); the trunk's own last map ``(B, T, C_vgg, H/2^S, W/2^S)``; and with propagation
-        the last stage's map before its pool, unit length per cell ``(B*T, C_vgg, h, w)``,
-        ``(h, w) = (H, W) / 2^(S-1)`` (else None)."""
+        ``(B*T, C_i, H_i, W_i)`` maps of the earlier stages' pools (with ``skips_before_pool``
+        every stage's map before its pool), coarsest first (else an empty list); the trunk's
+        own last map ``(B, T, C_vgg, H/2^S, W/2^S)``; and with propagation the last stage's map
+        before its pool, unit length per cell ``(B*T, C_vgg, h, w)``, ``(h, w) = (H, W) /
+        2^(S-1)`` (else None)."""
+        cfg = self.cfg
         b, t = frames.shape[:2]
         x = self.normalise(frames.flatten(0, 1))
-        pooled, keys = [], None
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.cfg.frozen_trunk):
+        pooled, before, keys = [], [], None
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not cfg.frozen_trunk):
             for layer in self.encoder:
-                if self.cfg.propagation and isinstance(layer, nn.MaxPool2d):
-                    keys = x
+                if isinstance(layer, nn.MaxPool2d):
+                    keys = x if cfg.propagation else None
+                    if cfg.skips_before_pool:
+                        before.append(self.tap(x))
                 x = layer(x)
-                if self.cfg.skips and isinstance(layer, nn.MaxPool2d):
+                if cfg.skips and not cfg.skips_before_pool and isinstance(layer, nn.MaxPool2d):
                     pooled.append(self.tap(x))
             x = self.tap(x)
         if keys is not None:
             keys = nn.functional.normalize(keys, dim=1)
         top = x.view(b, t, *x.shape[1:])
         x = self.encoder_out(x)
-        return x.view(b, t, *x.shape[1:]), pooled[-2::-1], top, keys
+        skips = before[::-1] if cfg.skips_before_pool else pooled[-2::-1]
+        return x.view(b, t, *x.shape[1:]), skips, top, keys
 
     def decode(
         self, h: Tensor, skips: list[Tensor], prev: Tensor | None, cues: list[Tensor]
