@@ -117,22 +117,23 @@ class TrackingS2S(S2S):
         cfg = self.cfg
         b, t = frames.shape[:2]
         x = self.normalise(frames.flatten(0, 1))
-        pooled, before, keys = [], [], None
+        maps, keys = [], None  # each stage's map, taken before or after its pool
         with torch.set_grad_enabled(torch.is_grad_enabled() and not cfg.frozen_trunk):
             for layer in self.encoder:
-                if isinstance(layer, nn.MaxPool2d):
-                    keys = x if cfg.propagation else None
+                pool = isinstance(layer, nn.MaxPool2d)
+                if pool:
+                    keys = x if cfg.propagation else None  # in the end: the last stage's
                     if cfg.skips_before_pool:
-                        before.append(self.tap(x))
+                        maps.append(self.tap(x))
                 x = layer(x)
-                if cfg.skips and not cfg.skips_before_pool and isinstance(layer, nn.MaxPool2d):
-                    pooled.append(self.tap(x))
+                if pool and cfg.skips and not cfg.skips_before_pool:
+                    maps.append(self.tap(x))
             x = self.tap(x)
         if keys is not None:
             keys = nn.functional.normalize(keys, dim=1)
         top = x.view(b, t, *x.shape[1:])
         x = self.encoder_out(x)
-        skips = before[::-1] if cfg.skips_before_pool else pooled[-2::-1]
+        skips = maps[::-1] if cfg.skips_before_pool else maps[-2::-1]  # the last pool is x
         return x.view(b, t, *x.shape[1:]), skips, top, keys
 
     def decode(
