@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 import torch
 
+from vostutorial.fast import nearest_in_window
 from vostutorial.metrics import jaccard
-from vostutorial.models.matching import window
+from vostutorial.models.matching import nearest, window
 from vostutorial.predictions import baseline_predictions
 from vostutorial.propagation import propagate_labels, propagate_step
 
@@ -51,6 +52,37 @@ def test_objects_are_followed_and_a_late_object_joins_on_its_frame():
     # a window too small for the motion loses the fast square
     lost = propagate_labels(colour_trunk(), frames, given, size=(64, 96), radius=0, recent=1)
     assert jaccard(lost[-1] == 1, ids[-1] == 1) < 0.5
+
+
+@pytest.mark.parametrize(
+    ("h", "w", "frames", "radius", "k", "tile"),
+    [(13, 21, 3, 3, 5, 4), (10, 10, 1, 2, 4, 8), (7, 9, 2, 1, 3, 3), (17, 19, 3, 5, 10, 8)],
+)
+def test_the_tiled_window_finds_the_same_neighbours_as_the_masked_dense_one(
+    h, w, frames, radius, k, tile
+):
+    # sizes that are no multiple of the tile, windows cut by every edge, one to three frames
+    torch.manual_seed(h * w)
+    unit = torch.nn.functional.normalize
+    query, keys = unit(torch.randn(16, h, w), dim=0), unit(torch.randn(frames, 16, h, w), dim=1)
+    flat_keys = keys.permute(1, 0, 2, 3).reshape(16, -1)  # (C, M*h*w), frame after frame
+    near = window(h, w, radius).repeat(1, frames)
+    weights, idx = nearest(query.flatten(1)[None], flat_keys[None], near, k, 0.05)
+    fast_weights, fast_idx = nearest_in_window(query, keys, radius, k, 0.05, tile=tile)
+    assert torch.equal(fast_idx, idx)
+    torch.testing.assert_close(fast_weights, weights)
+
+
+def test_fast_propagation_labels_the_video_as_the_plain_one():
+    frames, ids = two_squares()
+    noise = np.random.default_rng(0).integers(-4, 5, frames.shape)  # no exact ties to break
+    frames = (frames + noise).astype(np.uint8)
+    given = {1: (0, ids[0] == 1), 2: (3, ids[3] == 2)}
+    runs = [
+        propagate_labels(colour_trunk(), frames, given, size=(64, 96), radius=3, fast=fast)
+        for fast in (False, True)
+    ]
+    assert np.array_equal(*runs)
 
 
 def test_an_unknown_baseline_is_named(synth_root, tmp_path):

@@ -1,11 +1,13 @@
 """Code that exists only for speed on a CPU, kept apart from the model it speeds up.
 
-The paper's model (`models.s2s`), ``tiny``'s cues (`models.tracking`) and `inference.merge`
-use the plain library ops, and the notebooks teach with them. `speed_up` swaps three of a
-model's modules for versions that compute the same numbers faster (visible in
-``print(model)``), and `upsampled_argmax` replaces ``F.interpolate(scores, size).argmax(0)``.
-`train.train` and ``vostutorial predict`` (``fast=True``, the default of
-`inference.predict_split`) run them; tests prove each equal to the plain version.
+The paper's model (`models.s2s`), ``tiny``'s cues (`models.tracking`), `inference.merge` and
+label propagation (`propagation`) use the plain library ops, and the notebooks teach with
+them. `speed_up` swaps three of a model's modules for versions that compute the same numbers
+faster (visible in ``print(model)``), `upsampled_argmax` replaces
+``F.interpolate(scores, size).argmax(0)``, and `propagate_step_in_window` replaces
+`propagation.propagate_step` with its window. `train.train`, ``vostutorial predict``
+(``fast=True``, the default of `inference.predict_split`) and ``vostutorial baseline
+label-propagation`` run them; tests prove each equal to the plain version.
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from .models import S2S
+from .models.matching import top, vote
 from .models.s2s import Normalise
 from .models.tracking import Concat
 
@@ -121,3 +125,66 @@ def _bilinear_taps(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.nd
     src = np.maximum(src, 0).astype(np.float32)
     i0 = np.minimum(src.astype(np.int64), n_in - 1)
     return i0, np.minimum(i0 + 1, n_in - 1), (src - i0).astype(np.float32)
+
+
+def nearest_in_window(
+    query: Tensor, keys: Tensor, radius: int, k: int, temperature: float, tile: int = 12
+) -> tuple[Tensor, Tensor]:
+    """`models.matching.nearest` of one frame's features ``query`` ``(C, h, w)`` among ``M``
+    memory frames ``keys`` ``(M, C, h, w)`` (all unit length), with each key frame limited to
+    the square window ``window(h, w, radius)``: weights and indices ``(1, h*w, k)`` into the
+    ``M*h*w`` key cells, frame after frame, as the plain call returns them.
+
+    The plain call scores every query cell against every key cell and then masks all but
+    the window, ``(h*w)² M`` products for ``(2 radius + 1)² M`` useful ones per cell. Here
+    each ``tile x tile`` block of query cells meets only the key cells within ``radius`` of
+    the block, ``(tile + 2 radius)²`` per frame (at 240x432 input: 25 M similarities per
+    frame instead of 126 M; ``benchmarks/bench_propagation.py`` times both).
+    """
+    c, h, w = query.shape
+    m, r, t = keys.shape[0], radius, tile
+    ny, nx = -(-h // t), -(-w // t)  # tiles down and across; the last ones padded
+    span = t + 2 * r  # key cells around a tile, per side
+    pad = (r, nx * t - w + r, r, ny * t - h + r)
+
+    def blocks(x: Tensor, size: int, pad: tuple[int, ...], value: float = 0.0) -> Tensor:
+        """``(N, C, H, W)`` -> ``(L, N, size², C)``: the ``size x size`` cells read by each
+        tile, channels last (one copy: the channels of a cell sit together for the product)."""
+        x = F.pad(x, pad, value=value).permute(0, 2, 3, 1).contiguous()  # (N, H', W', C)
+        x = x.unfold(1, size, t).unfold(2, size, t)  # (N, ny, nx, C, size, size), a view
+        return x.permute(1, 2, 0, 4, 5, 3).reshape(ny * nx, x.shape[0], size * size, -1)
+
+    kb = blocks(keys, span, pad).view(ny * nx, m * span * span, c)  # (L, M span², C)
+    cells = torch.arange(h * w, dtype=torch.float64).view(1, 1, h, w)
+    kidx = blocks(cells, span, pad, value=-1)[:, 0, :, 0].long()  # (L, span²), -1 outside
+    qblocks = blocks(query[None], t, (0, nx * t - w, 0, ny * t - h))[:, 0]  # (L, t², C)
+    sims = torch.bmm(qblocks, kb.transpose(1, 2)).view(-1, t * t, m, span * span)
+    # allowed: inside the frame, and within `radius` of the query cell in y and in x: in block
+    # coordinates, (key y - radius) - query y in [-radius, radius], and the same across
+    d = torch.arange(span)[None] - torch.arange(t)[:, None]  # (t, span)
+    near_1d = (d >= 0) & (d <= 2 * r)
+    near = (near_1d[:, None, :, None] & near_1d[None, :, None, :]).reshape(t * t, span * span)
+    allowed = near[None] & (kidx >= 0)[:, None]  # (L, t², span²)
+    sims = sims.masked_fill(~allowed[:, :, None], -2.0).view(-1, t * t, m * span * span)
+    weights, j = top(sims, k, temperature)  # (L, t², k)
+    frame, cell = j // (span * span), j % (span * span)
+    idx = frame * (h * w) + torch.gather(kidx[:, None].expand(-1, t * t, -1), 2, cell).clamp(min=0)
+
+    # tiles back to rows of cells: (ny, nx, t, t, k) -> (ny t, nx t, k), the padding cut off
+    def cells_of(x: Tensor) -> Tensor:
+        x = x.view(ny, nx, t, t, -1).permute(0, 2, 1, 3, 4).reshape(ny * t, nx * t, -1)
+        return x[:h, :w].reshape(1, h * w, -1)
+
+    return cells_of(weights), cells_of(idx)
+
+
+def propagate_step_in_window(
+    query: Tensor, memory: list[tuple[Tensor, Tensor]], radius: int, k: int, temperature: float
+) -> Tensor:
+    """`propagation.propagate_step` with ``near = window(h, w, radius)``, computed tile by tile
+    (`nearest_in_window`): soft labels ``(L, h*w)`` of one frame's features ``(C, h, w)`` from
+    memory frames ``[(features (C, h, w), soft labels (L, h*w))]``."""
+    keys = torch.stack([f for f, _ in memory])  # (M, C, h, w)
+    labels = torch.cat([y for _, y in memory], dim=1)  # (L, M*h*w)
+    weights, idx = nearest_in_window(query, keys, radius, k, temperature)
+    return vote(labels[None], weights, idx)[0]

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from .fast import propagate_step_in_window
 from .models.matching import nearest, vote, window
 from .models.pretrained import IMAGENET_MEAN, IMAGENET_STD, pretrained_vgg16
 
@@ -66,26 +67,33 @@ def propagate_labels(
     temperature: float = 0.05,
     radius: int = 12,
     recent: int = 2,
+    fast: bool = True,
 ) -> np.ndarray:
     """Id maps ``(T, H, W)`` uint8 for a video ``(T, H, W, 3)`` from the given masks
     ``{object_id: (frame, (H, W) bool)}``.
 
     Features of ``trunk`` at input ``size``; each frame votes from the first frame and the
     ``recent`` frames before it (`propagate_step`). An object given on a later frame joins
-    there: its mask is written into that frame's labels, which then serve as memory."""
+    there: its mask is written into that frame's labels, which then serve as memory.
+    ``fast`` computes the same votes tile by tile (`fast.propagate_step_in_window`)."""
     t, hgt, wid = frames.shape[:3]
     ids = sorted(given)
     feats = frame_features(trunk, frames, size)
     _, _, h, w = feats.shape
-    near = window(h, w, radius)
+    near = None if fast else window(h, w, radius)
     labels = torch.zeros(t, len(ids) + 1, h * w)  # soft labels per frame, background first
     for t_now in range(t):
         if t_now == 0:
             labels[0, 0] = 1.0  # background, until a given mask says otherwise
         else:  # the first frame and the `recent` ones before this one
             remembered = sorted({0, *range(max(0, t_now - recent), t_now)})
-            memory = [(feats[i].flatten(1), labels[i]) for i in remembered]
-            labels[t_now] = propagate_step(feats[t_now].flatten(1), memory, near, k, temperature)
+            memory = [(feats[i], labels[i]) for i in remembered]
+            if fast:
+                step = propagate_step_in_window(feats[t_now], memory, radius, k, temperature)
+            else:
+                flat = [(f.flatten(1), y) for f, y in memory]
+                step = propagate_step(feats[t_now].flatten(1), flat, near, k, temperature)
+            labels[t_now] = step
         for j, oid in enumerate(ids, 1):  # masks given on this frame override the vote
             t0, mask = given[oid]
             if t0 == t_now:
