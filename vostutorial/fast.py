@@ -168,6 +168,8 @@ def nearest_in_window(
     sims = sims.masked_fill(~allowed[:, :, None], -2.0).view(-1, t * t, m * span * span)
     weights, j = top(sims, k, temperature)  # (L, t², k)
     frame, cell = j // (span * span), j % (span * span)
+    # a cell outside the frame is picked only where the window holds fewer than k cells (its
+    # weight then ~0, as the plain call's masked picks): any valid index serves
     idx = frame * (h * w) + torch.gather(kidx[:, None].expand(-1, t * t, -1), 2, cell).clamp(min=0)
 
     # tiles back to rows of cells: (ny, nx, t, t, k) -> (ny t, nx t, k), the padding cut off
