@@ -6,7 +6,7 @@ import torch
 
 from vostutorial.fast import nearest_in_window
 from vostutorial.metrics import jaccard
-from vostutorial.models.matching import nearest, window
+from vostutorial.models.matching import nearest, similarity, window
 from vostutorial.predictions import baseline_predictions
 from vostutorial.propagation import propagate_labels, propagate_step
 
@@ -67,9 +67,13 @@ def test_the_tiled_window_finds_the_same_neighbours_as_the_masked_dense_one(
     query, keys = unit(torch.randn(16, h, w), dim=0), unit(torch.randn(frames, 16, h, w), dim=1)
     flat_keys = keys.permute(1, 0, 2, 3).reshape(16, -1)  # (C, M*h*w), frame after frame
     near = window(h, w, radius).repeat(1, frames)
-    weights, idx = nearest(query.flatten(1)[None], flat_keys[None], near, k, 0.05)
+    weights, _ = nearest(query.flatten(1)[None], flat_keys[None], near, k, 0.05)
     fast_weights, fast_idx = nearest_in_window(query, keys, radius, k, 0.05, tile=tile)
-    assert torch.equal(fast_idx, idx)
+    # the cells found are inside the window (-2 outside) and as similar as the best k there;
+    # values, not indices: random features have near-equal cells that another float kernel's
+    # rounding may order otherwise (two at 1e-7 apart, even equal, at some seeds of this test)
+    sims = similarity(query.flatten(1)[None], flat_keys[None], near)  # (1, h*w, M*h*w)
+    torch.testing.assert_close(sims.gather(2, fast_idx), sims.topk(k, dim=2).values)
     torch.testing.assert_close(fast_weights, weights)
 
 
