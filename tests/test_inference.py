@@ -6,6 +6,7 @@ import pytest
 import torch
 from helpers import run_kit
 
+from vostutorial import inference
 from vostutorial.checkpoint import load_model
 from vostutorial.data import YTVOSSplit, read_mask
 from vostutorial.evaluate import evaluate_ytvos
@@ -14,6 +15,7 @@ from vostutorial.inference import (
     finetune_online,
     merge,
     predict_objects,
+    predict_size,
     soft_aggregate,
     upsample,
 )
@@ -55,6 +57,9 @@ def test_given_masks_override_their_frame():
     given[:2, :2] = True
     out = merge(probs, {2: (1, given)})
     assert (out[1][given] == 2).all() and (out[1][~given] == 1).all() and (out[0] == 1).all()
+    # on its own frame an object is exactly its given mask, wherever else it was predicted
+    out = merge(probs, {1: (2, given)})
+    assert (out[2][given] == 1).all() and (out[2][~given] == 0).all() and (out[1] == 1).all()
     with pytest.raises(ValueError, match="unknown merge method"):
         merge(probs, method="vote")
 
@@ -88,15 +93,32 @@ def test_upsampled_argmax_is_the_argmax_of_the_resized_scores(shape, size):
     assert differ.mean() < 1e-4
 
 
-def test_predict_objects_model_resolution_late_starts_and_shared_batches(synth_root, weights):
+@pytest.mark.parametrize(
+    ("frame", "stride", "size"),
+    [
+        ((180, 320), 32, (192, 320)),  # the synthetic frames: their own size, rounded to 32
+        ((480, 854), 32, (256, 416)),  # DAVIS 480p: shorter side 240, then rounded
+        ((854, 480), 32, (416, 256)),  # portrait: the same, turned
+        ((1080, 1920), 8, (240, 424)),  # a stride of 8 rounds more finely
+        ((100, 60), 32, (96, 64)),  # small: never scaled up, only rounded
+        ((10, 700), 32, (32, 704)),  # at least one stride per side
+    ],
+)
+def test_predict_size_scales_down_to_the_short_side_and_rounds_to_the_stride(frame, stride, size):
+    assert predict_size(frame, stride) == size
+
+
+def test_predict_objects_video_resolution_late_starts_and_shared_batches(synth_root, weights):
     model = load_model(weights)
     valid = YTVOSSplit(synth_root, "valid")
     for video in valid.videos:
         sample = valid.read_video(video)
         probs = predict_objects(model, sample)
         assert set(probs) == set(sample.first_masks)
+        size = predict_size(sample.frames.shape[1:3], 32)  # tiny pools five times
+        assert size != model.cfg.input_size  # the video's own size, not the training crop's
         for oid, (t0, _) in sample.first_masks.items():
-            assert probs[oid].shape == (len(sample.frames), *model.cfg.input_size)
+            assert probs[oid].shape == (len(sample.frames), *size)
             assert not probs[oid][:t0].any() and probs[oid][t0:].min() > 0
     # objects starting together are batched: the same as one at a time
     sample = max((valid.read_video(v) for v in valid.videos), key=lambda s: len(s.first_masks))
@@ -120,8 +142,8 @@ def test_online_learning_fits_the_given_mask_and_leaves_the_model_alone(synth_ro
     sample.frames = sample.frames[t0 : t0 + 2]
     sample.first_masks = {oid: (0, mask)}
 
-    def fit(m):  # J of the prediction on the given frame itself
-        p = upsample(predict_objects(m, sample)[oid], mask.shape)[1] > 0.5
+    def fit(m):  # J of the prediction on the given frame itself, at the size it was tuned at
+        p = upsample(predict_objects(m, sample, m.cfg.input_size)[oid], mask.shape)[1] > 0.5
         return (p & mask).sum() / max(1, (p | mask).sum())
 
     tuned = finetune_online(model, sample, steps=30, lr=1e-3)
@@ -167,6 +189,23 @@ def test_predict_cli_writes_the_submission_layout_and_resumes(synth_root, weight
     _cli("evaluate", "--pred", out, "--data", synth_root, "--json", report, "--quiet")
     ours = evaluate_ytvos(out, synth_root, progress=False)
     assert json.loads(report.read_text())["overall"] == pytest.approx(ours["overall"], abs=1e-12)
+    # another size is another run: refused, not mixed into the same folder
+    run = run_kit("predict", "--data", synth_root, "--checkpoint", weights, "--out", out,
+                  "--short-side", "64", "--quiet")  # fmt: skip
+    assert run.returncode and "overwrite" in run.stderr
+
+
+def test_predict_short_side_sets_the_size_the_model_sees(synth_root, weights, tmp_path):
+    seen = []
+    model = load_model(weights)
+    model.lstm.register_forward_hook(lambda _m, _i, out: seen.append(tuple(out[0].shape[-2:])))
+    valid = YTVOSSplit(synth_root, "valid")
+    sample = valid.read_video(next(iter(valid.videos)))
+    for side in (64, 1000):
+        seen.clear()
+        inference.tuned_probs(model, sample, short_side=side)
+        h, w = predict_size(sample.frames.shape[1:3], 32, side)
+        assert set(seen) == {(h // 32, w // 32)}  # the ConvLSTM at 1/32 of that size
 
 
 def test_demo_writes_its_report(synth_root, weights, tmp_path, monkeypatch):

@@ -6,9 +6,10 @@ import copy
 import pytest
 import torch
 
-from vostutorial.fast import speed_up
+from vostutorial.fast import TiledNeighbours, speed_up
 from vostutorial.models import build_model
 from vostutorial.models.matching import nearest, vote, window
+from vostutorial.models.tracking import WindowNeighbours
 
 
 def test_nearest_and_vote_equal_a_cell_by_cell_loop():
@@ -112,3 +113,20 @@ def test_the_shipped_configs_fast_path_equals_the_plain_one():
     with torch.inference_mode():
         quick = fast(frames, masks)
     torch.testing.assert_close(quick, plain, atol=1e-4, rtol=1e-4)
+
+
+def test_the_tiled_neighbour_search_equals_the_plain_one_on_a_large_grid():
+    # 30x41 cells: several tiles, the last ones cut; two key frames, frame after frame
+    torch.manual_seed(1)
+    unit = lambda *s: torch.nn.functional.normalize(torch.randn(*s), dim=-3)  # noqa: E731
+    query, keys = unit(16, 30, 41), unit(2, 16, 30, 41)
+    plain, tiled = WindowNeighbours(5, 6, 0.05), TiledNeighbours(5, 6, 0.05)
+    (wp, ip), (wt, it) = plain(query, keys), tiled(query, keys)
+    assert ip.shape == it.shape == (1, 30 * 41, 6)
+    torch.testing.assert_close(wt, wp)
+    # the cells found are as similar as the plain search's (indices may differ only at ties)
+    flat = keys.transpose(0, 1).reshape(16, -1)
+    q = query.reshape(16, -1)
+    sim = lambda i: (q[:, :, None] * flat[:, i[0]]).sum(0)  # noqa: E731
+    torch.testing.assert_close(sim(it), sim(ip))
+    assert (it // (30 * 41) <= 1).all() and ((it == ip).float().mean() > 0.99)

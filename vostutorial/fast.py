@@ -2,7 +2,7 @@
 
 The paper's model (`models.s2s`), ``tiny``'s cues (`models.tracking`), `inference.merge` and
 label propagation (`propagation`) use the plain library ops, and the notebooks teach with
-them. `speed_up` swaps three of a model's modules for versions that compute the same numbers
+them. `speed_up` swaps four of a model's modules for versions that compute the same numbers
 faster (visible in ``print(model)``), `upsampled_argmax` replaces
 ``F.interpolate(scores, size).argmax(0)``, and `propagate_step_in_window` replaces
 `propagation.propagate_step` with its window. `train.train`, ``vostutorial predict``
@@ -20,18 +20,22 @@ from torch.nn import functional as F
 from .models import S2S
 from .models.matching import top, vote
 from .models.s2s import Normalise
-from .models.tracking import Concat
+from .models.tracking import Concat, WindowNeighbours
 
 
 def speed_up(model: S2S) -> S2S:
     """The same network, for CPU speed: weights and activations channels-last (oneDNN's
-    fastest layout, ~1.5x), maps joined without a layout copy, and the decoder's last,
-    one-output convolution as a matrix product at inference. Changes ``model`` in place (same
+    fastest layout, ~1.5x), maps joined without a layout copy, the decoder's last,
+    one-output convolution as a matrix product at inference, and the propagation cue's
+    neighbour search tile by tile (`TiledNeighbours`). Changes ``model`` in place (same
     parameters, same state dict) and returns it."""
     model.to(memory_format=torch.channels_last)
     model.normalise = NormaliseChannelsLast().to(model.normalise.mean.device)
     if isinstance(getattr(model, "join", None), Concat):
         model.join = ConcatChannelsLast()
+    if type(getattr(model, "neighbours", None)) is WindowNeighbours:
+        plain = model.neighbours
+        model.neighbours = TiledNeighbours(plain.radius, plain.k, plain.temperature)
     last = model.decoder.out
     if type(last) is nn.Conv2d and last.out_channels == 1:
         fast = OneMapConv(last.in_channels, last.kernel_size[0]).to(last.weight.device)
@@ -178,6 +182,15 @@ def nearest_in_window(
         return x[:h, :w].reshape(1, h * w, -1)
 
     return cells_of(weights), cells_of(idx)
+
+
+class TiledNeighbours(WindowNeighbours):
+    """`WindowNeighbours` tile by tile (`nearest_in_window`): the same neighbours, scoring only
+    the window's cells; the tracking model's propagation cue at 240p and more needs it (a
+    whole frame's similarities at 64x104 cells are 44 M per key frame)."""
+
+    def forward(self, query: Tensor, keys: Tensor) -> tuple[Tensor, Tensor]:
+        return nearest_in_window(query, keys, self.radius, self.k, self.temperature)
 
 
 def propagate_step_in_window(

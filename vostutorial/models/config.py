@@ -71,6 +71,11 @@ class ModelConfig:
         return self.widths == VGG16_WIDTHS[:n] and self.convs == VGG16_CONVS[:n]
 
     @property
+    def stride(self) -> int:
+        """The encoder's total downsampling, 2^stages: frame sides must be multiples of it."""
+        return 2 ** len(self.widths)
+
+    @property
     def tracks(self) -> bool:
         """True when any tracking cue is on (a `TrackingS2S`, not the plain `S2S`)."""
         return self.skips or self.feedback or self.matching or self.propagation

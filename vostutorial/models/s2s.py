@@ -202,8 +202,10 @@ class S2S(nn.Module):
     def check_inputs(self, frames: Tensor, first_mask: Tensor) -> None:
         b, _, _, hgt, wid = frames.shape
         k = first_mask.shape[0]
-        if hgt % 32 or wid % 32:
-            raise ValueError(f"frame size {hgt}x{wid} must be a multiple of 32 (five 2x pools)")
+        n = self.cfg.stride
+        if hgt % n or wid % n:
+            pools = len(self.cfg.widths)
+            raise ValueError(f"frame size {hgt}x{wid} must be a multiple of {n} ({pools} 2x pools)")
         if b != k and b != 1:
             raise ValueError(f"{b} clips but {k} masks: give one mask per clip, or one clip")
 

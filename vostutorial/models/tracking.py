@@ -40,7 +40,7 @@ from torch import Tensor, nn
 
 from .config import ModelConfig
 from .convlstm import State
-from .matching import similarity, top, vote, window
+from .matching import nearest, vote, window
 from .s2s import S2S, Decoder, resize_mask
 
 
@@ -63,6 +63,25 @@ class Concat(nn.Module):
         return torch.cat(parts, dim=1)
 
 
+class WindowNeighbours(nn.Module):
+    """Each cell's ``k`` nearest cells (`models.matching.nearest`) within ``radius`` cells of it
+    in key frames. Learns nothing (no parameters: checkpoints do not change); a module so that
+    `vostutorial.fast` can swap in a version that scores only the window's cells."""
+
+    def __init__(self, radius: int, k: int, temperature: float):
+        super().__init__()
+        self.radius, self.k, self.temperature = radius, k, temperature
+
+    def forward(self, query: Tensor, keys: Tensor) -> tuple[Tensor, Tensor]:
+        """One frame's features ``(C, h, w)`` and ``M`` key frames' ``(M, C, h, w)``, unit
+        length -> softmax weights and indices ``(1, h*w, k)`` into the ``M*h*w`` key cells,
+        frame after frame."""
+        c, h, w = query.shape
+        allowed = window(h, w, self.radius).to(query.device).repeat(1, keys.shape[0])
+        flat = keys.transpose(0, 1).reshape(1, c, -1)  # (1, C, M*h*w), frame after frame
+        return nearest(query.reshape(1, c, -1), flat, allowed, self.k, self.temperature)
+
+
 class TrackingS2S(S2S):
     """S2S with ``tiny``'s cues; same inputs and outputs as `S2S`."""
 
@@ -76,6 +95,7 @@ class TrackingS2S(S2S):
             nn.init.zeros_(self.decoder.out.weight)  # start as "copy the previous mask"
         if cfg.propagation:
             self.prop_scale = nn.Parameter(torch.tensor(3.0))
+            self.neighbours = WindowNeighbours(cfg.prop_radius, cfg.prop_k, cfg.prop_temperature)
 
     @property
     def eighth(self) -> int:
@@ -186,22 +206,21 @@ class TrackingS2S(S2S):
     def propagation_neighbours(self, keys: Tensor, b: int, t: int) -> Neighbours:
         """Unit-length maps ``(B*T, C, h, w)`` of B clips -> each cell's nearest cells among
         frame 0 and the frame before (frame 0 for frame 0), and among frame 0's alone
-        (`Neighbours`): found once per clip, before the recurrence needs their votes."""
-        cfg = self.cfg
+        (`Neighbours`): found once per clip, before the recurrence needs their votes; one
+        frame at a time, so that memory holds one frame's similarities, not a clip's."""
         h, w = keys.shape[-2:]
-        q = keys.reshape(b, t, -1, h * w)
-        allowed = window(h, w, cfg.prop_radius).to(keys.device)
-        now = q.flatten(0, 1)
-        to_first = similarity(now, q[:, :1].expand_as(q).flatten(0, 1), allowed)  # (B*T, P, P)
-        to_prev = similarity(now, torch.cat([q[:, :1], q[:, :-1]], dim=1).flatten(0, 1), allowed)
-        found = [
-            top(sims, cfg.prop_k, cfg.prop_temperature)
-            for sims in (torch.cat([to_first, to_prev], dim=-1), to_first)
-        ]
-        both, first = [
-            (wt.view(b, t, *wt.shape[1:]), i.view(b, t, *i.shape[1:])) for wt, i in found
-        ]
-        return Neighbours(both, first, (h, w))
+        q = keys.view(b, t, -1, h, w)
+        both, first = [], []
+        for i in range(b):
+            for j in range(t):
+                both.append(self.neighbours(q[i, j], torch.stack([q[i, 0], q[i, max(j - 1, 0)]])))
+                first.append(self.neighbours(q[i, j], q[i, :1]))
+
+        def stack(found: list[tuple[Tensor, Tensor]]) -> tuple[Tensor, Tensor]:
+            weights, idx = zip(*found, strict=True)
+            return torch.cat(weights).view(b, t, h * w, -1), torch.cat(idx).view(b, t, h * w, -1)
+
+        return Neighbours(stack(both), stack(first), (h, w))
 
     def propagation_votes(self, near: Neighbours, i: int, first: Tensor, prev: Tensor) -> Tensor:
         """Frame i's votes ``(K, 2, h, w)``: its neighbours' labels among frame 0 (the given
