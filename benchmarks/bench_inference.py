@@ -3,7 +3,8 @@
 them one at a time, at 4 objects (goal: at least 2x), and the cost of merging and writing PNGs.
 
 Each line times both ways side by side: ``predict_objects`` end to end (720p frames in,
-probability maps out) and the network alone (frames already at the model's size). Batching
+probability maps out) and the network alone (frames already at the size `predict` runs it at,
+`inference.predict_size`: 256x416 for 720p). Batching
 shares the encoder, the matching's frame features and the frame resizing; the initializer,
 the ConvLSTM and the decoder run once per object either way. So the speed-up is large where
 the encoder dominates (``paper``: VGG16) and grows with the clip, as the per-object
@@ -25,7 +26,7 @@ from common import seconds
 
 from vostutorial.data import VideoSample
 from vostutorial.fast import speed_up
-from vostutorial.inference import merge, predict_objects
+from vostutorial.inference import merge, predict_objects, predict_size
 from vostutorial.models import build_model
 from vostutorial.predictions import write_video_masks
 
@@ -54,7 +55,8 @@ def one_at_a_time(sample: VideoSample) -> list[VideoSample]:
 def compare(model, sample: VideoSample, device: str) -> dict[str, tuple[float, float]]:
     """Seconds ``(batched, one at a time)`` for the whole prediction and for the network."""
     singles = one_at_a_time(sample)
-    t, k, size = len(sample.frames), len(sample.first_masks), model.cfg.input_size
+    t, k = len(sample.frames), len(sample.first_masks)
+    size = predict_size(sample.frames.shape[1:3], model.cfg.stride)  # as predict_objects sees it
     frames = torch.rand(1, t, 3, *size, device=device)
     masks = (torch.rand(k, 1, *size, device=device) > 0.7).float()
     return {

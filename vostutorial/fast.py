@@ -2,7 +2,7 @@
 
 The paper's model (`models.s2s`), ``tiny``'s cues (`models.tracking`), `inference.merge` and
 label propagation (`propagation`) use the plain library ops, and the notebooks teach with
-them. `speed_up` swaps four of a model's modules for versions that compute the same numbers
+them. `speed_up` swaps three of a model's modules for versions that compute the same numbers
 faster (visible in ``print(model)``), `upsampled_argmax` replaces
 ``F.interpolate(scores, size).argmax(0)``, and `propagate_step_in_window` replaces
 `propagation.propagate_step` with its window. `train.train`, ``vostutorial predict``
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 from torch.nn import functional as F
 
 from .models import S2S
@@ -25,8 +25,7 @@ from .models.tracking import Concat, WindowNeighbours
 
 def speed_up(model: S2S) -> S2S:
     """The same network, for CPU speed: weights and activations channels-last (oneDNN's
-    fastest layout, ~1.5x), maps joined without a layout copy, the decoder's last,
-    one-output convolution as a matrix product at inference, and the propagation cue's
+    fastest layout, ~1.5x), maps joined without a layout copy, and the propagation cue's
     neighbour search tile by tile (`TiledNeighbours`). Changes ``model`` in place (same
     parameters, same state dict) and returns it."""
     model.to(memory_format=torch.channels_last)
@@ -36,11 +35,6 @@ def speed_up(model: S2S) -> S2S:
     if type(getattr(model, "neighbours", None)) is WindowNeighbours:
         plain = model.neighbours
         model.neighbours = TiledNeighbours(plain.radius, plain.k, plain.temperature)
-    last = model.decoder.out
-    if type(last) is nn.Conv2d and last.out_channels == 1:
-        fast = OneMapConv(last.in_channels, last.kernel_size[0]).to(last.weight.device)
-        fast.load_state_dict(last.state_dict())
-        model.decoder.out = fast.to(memory_format=torch.channels_last)
     return model
 
 
@@ -61,36 +55,6 @@ class ConcatChannelsLast(Concat):
         if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
             return torch.cat([p.permute(0, 2, 3, 1) for p in parts], dim=3).permute(0, 3, 1, 2)
         return torch.cat(parts, dim=1)
-
-
-class OneMapConv(nn.Conv2d):
-    """A ``k x k`` convolution from C channels to one map, size-preserving: the decoder's last
-    layer, ``(N, C, H, W) -> (N, 1, H, W)``.
-
-    On CPUs oneDNN runs a one-output convolution about as slowly as a 16-output one. So on the
-    CPU and without autograd (inference) this one runs as a matrix product to the k² per-tap
-    maps ``w_ij . x``, which are then shifted into place and summed: the same numbers, about 3x
-    faster for a batch of objects. Training keeps the library convolution, whose backward pass
-    is the faster one, and so do GPUs.
-    """
-
-    def __init__(self, in_channels: int, kernel_size: int):
-        super().__init__(in_channels, 1, kernel_size, padding=kernel_size // 2)
-
-    def forward(self, x: Tensor) -> Tensor:
-        if torch.is_grad_enabled() or x.device.type != "cpu":
-            return super().forward(x)
-        n, c, h, w = x.shape
-        k, p = self.kernel_size[0], self.padding[0]
-        taps = torch.matmul(self.weight.reshape(c, k * k).t(), x.flatten(2)).view(n, k, k, h, w)
-        out = self.bias.view(1, 1, 1).expand(n, h, w).clone()
-        for i in range(k):
-            for j in range(k):  # out[y, x] += taps[i, j][y + i - p, x + j - p], zero outside
-                dy, dx = i - p, j - p
-                out[:, max(0, -dy) : h - max(0, dy), max(0, -dx) : w - max(0, dx)] += taps[
-                    :, i, j, max(0, dy) : h + min(0, dy), max(0, dx) : w + min(0, dx)
-                ]
-        return out[:, None]
 
 
 def upsampled_argmax(scores: np.ndarray, size: tuple[int, int]) -> np.ndarray:

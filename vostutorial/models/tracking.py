@@ -189,9 +189,8 @@ class TrackingS2S(S2S):
         k = m.shape[0]
         # object cells: at least half covered, or for an object smaller than a cell its best ones
         fg = (m >= m.amax(1, keepdim=True).clamp(max=0.5)) & (m > 0)
-        if b == 1 and k > 1:
-            sim = sim.expand(k, *sim.shape[1:])
-        best = [sim.masked_fill(~sel[:, None, None, :], -1.0).amax(-1) for sel in (fg, m < 0.5)]
+        # (B or 1, T, P, Q) against (K, 1, 1, Q): one clip's similarities serve its K objects
+        best = [torch.where(sel[:, None, None, :], sim, -1.0).amax(-1) for sel in (fg, m < 0.5)]
         return torch.stack(best, dim=2).view(k, t, 2, h, w)
 
     def match_logits(self, match: Tensor, size: tuple[int, int]) -> Tensor:
