@@ -282,7 +282,7 @@ def tuned_probs(
         counting = net.lstm.register_forward_hook(one_frame)
         try:
             size = predict_size(sample.frames.shape[1:3], net.cfg.stride, short_side)
-            return predict_objects(net, sample, size, device)
+            return predict_objects(net, sample, size=size, device=device)
         finally:
             counting.remove()
 
