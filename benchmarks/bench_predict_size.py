@@ -4,7 +4,8 @@ The model trains on 128x224 crops, but its convolutions and its ConvLSTM run on 
 This script predicts with the shipped checkpoint at several shorter sides (``predict
 --short-side``; `inference.predict_size` scales each video down to it, never up, and rounds to
 the model's stride), side by side in one run, without and with online learning (which trains at
-the training size either way), and prints J&F and seconds:
+the training size either way), and prints each run's score (overall on synthetic valid, J&F
+on DAVIS) and frames per second:
 
 - synthetic valid (``data/synthetic``, 180x320 frames): short side 128 is the training size
   (128x224), 240 the video's own (192x320). The default (`inference.PREDICT_SHORT_SIDE`) is
