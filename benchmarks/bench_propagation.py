@@ -1,5 +1,5 @@
-"""Training-free label propagation: the plain masked dense window (`propagation.propagate_step`,
-what notebooks teach) against the tiled window (`fast.propagate_step_in_window`, what
+"""Training-free label propagation: the plain masked dense window
+(`models.matching.WindowNeighbours`) against the tiled window (`fast.TiledNeighbours`, what
 ``vostutorial baseline label-propagation`` runs), side by side on the same frames, alternating
 per sequence; seconds per frame for each and whether the two label every pixel alike.
 

@@ -8,8 +8,15 @@ import torch
 
 from vostutorial.fast import TiledNeighbours, speed_up
 from vostutorial.models import build_model
-from vostutorial.models.matching import nearest, vote, window
-from vostutorial.models.tracking import WindowNeighbours
+from vostutorial.models.config import VGG16_CONVS, VGG16_WIDTHS
+from vostutorial.models.matching import (
+    WindowNeighbours,
+    closest_of_two,
+    nearest,
+    softmax_weights,
+    vote,
+    window,
+)
 
 
 def test_nearest_and_vote_equal_a_cell_by_cell_loop():
@@ -65,8 +72,14 @@ def moving_square(t: int = 4, size: tuple[int, int] = (64, 96)) -> tuple[torch.T
     return torch.stack(frames)[None], boxes
 
 
-def test_the_cue_finds_the_object_where_it_moved_on_the_pretrained_trunk():
-    model = build_model("s2s-vgg16", input_size=(64, 96)).eval()
+# s2s-vgg16's trunk (to conv3_3) and the whole of VGG16's (to conv5_3 and its pool, with
+# tiny's cues): the cue reads conv3_3 in both
+WHOLE_VGG16 = dict(widths=VGG16_WIDTHS, convs=VGG16_CONVS, frozen_trunk=True, propagation=True)
+
+
+@pytest.mark.parametrize(("config", "changes"), [("s2s-vgg16", {}), ("tiny", WHOLE_VGG16)])
+def test_the_cue_finds_the_object_where_it_moved_on_the_pretrained_trunk(config, changes):
+    model = build_model(config, input_size=(64, 96), **changes).eval()
     frames, boxes = moving_square()
     first = torch.zeros(1, 1, 64, 96)
     y, x = boxes[0]
@@ -91,13 +104,16 @@ def test_the_cue_finds_the_object_where_it_moved_on_the_pretrained_trunk():
 def test_propagation_needs_a_frozen_trunk_and_feedback():
     with pytest.raises(ValueError, match="propagation needs"):
         build_model("tiny", propagation=True)
+    with pytest.raises(ValueError, match="at least 3 encoder stages"):
+        build_model("s2s-vgg16", widths=VGG16_WIDTHS[:2], convs=VGG16_CONVS[:2], decoder=(8, 8))
     with pytest.raises(ValueError, match="propagation needs"):
         build_model("s2s-vgg16", feedback=False)
 
 
-def test_the_shipped_configs_fast_path_equals_the_plain_one():
+@pytest.mark.parametrize(("config", "changes"), [("s2s-vgg16", {}), ("tiny", WHOLE_VGG16)])
+def test_the_cue_models_fast_path_equals_the_plain_one(config, changes):
     torch.manual_seed(0)
-    model = build_model("s2s-vgg16", input_size=(64, 96))
+    model = build_model(config, input_size=(64, 96), **changes)
     torch.nn.init.normal_(model.decoder.out.weight, std=0.05)  # feedback starts it at zero
     frames, _ = moving_square(3)
     masks = torch.zeros(2, 1, 64, 96)
@@ -130,3 +146,23 @@ def test_the_tiled_neighbour_search_equals_the_plain_one_on_a_large_grid():
     sim = lambda i: (q[:, :, None] * flat[:, i[0]]).sum(0)  # noqa: E731
     torch.testing.assert_close(sim(it), sim(ip))
     assert (it // (30 * 41) <= 1).all() and ((it == ip).float().mean() > 0.99)
+
+
+def test_two_searches_joined_find_what_one_search_over_both_frames_finds():
+    # how the propagation cue searches frame 0 and the previous frame: once each, then joined
+    torch.manual_seed(2)
+    unit = lambda *s: torch.nn.functional.normalize(torch.randn(*s), dim=-3)  # noqa: E731
+    query, keys = unit(16, 9, 11), unit(2, 16, 9, 11)
+    near = WindowNeighbours(3, 6, 0.05)
+    sims, idx = near.closest(query, keys)
+    in_first, in_second = near.closest(query, keys[:1]), near.closest(query, keys[1:])
+    joined_sims, joined_idx = closest_of_two(in_first, in_second, 9 * 11, 6)
+    torch.testing.assert_close(joined_sims, sims)
+    assert (joined_idx >= 9 * 11).any() and (joined_idx < 9 * 11).any()  # from both frames
+    assert (joined_idx == idx).float().mean() > 0.99  # the same cells (but near-ties)
+    # weights as the one search's, which a search of the first frame alone does not give
+    torch.testing.assert_close(softmax_weights(joined_sims, 0.05), near(query, keys)[0])
+    # the same frame searched twice (frame 1's previous frame is frame 0): cells in pairs
+    twice_sims, twice_idx = closest_of_two(in_first, in_first, 9 * 11, 6)
+    torch.testing.assert_close(twice_sims, in_first[0].repeat_interleave(2, dim=-1)[..., :6])
+    assert torch.equal(twice_idx[..., 0::2] + 9 * 11, twice_idx[..., 1::2])

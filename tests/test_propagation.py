@@ -6,7 +6,7 @@ import torch
 
 from vostutorial.fast import nearest_in_window
 from vostutorial.metrics import jaccard
-from vostutorial.models.matching import nearest, similarity, window
+from vostutorial.models.matching import WindowNeighbours, nearest, similarity, window
 from vostutorial.predictions import baseline_predictions
 from vostutorial.propagation import propagate_labels, propagate_step
 
@@ -31,11 +31,15 @@ def two_squares(t: int = 8, h: int = 64, w: int = 96):
 
 
 def test_each_pixel_takes_the_labels_of_its_most_similar_memory_cells():
-    feats = torch.nn.functional.normalize(torch.randn(8, 12), dim=0)  # (C, P)
+    feats = torch.nn.functional.normalize(torch.randn(8, 3, 4), dim=0)  # (C, h, w)
     labels = torch.eye(3)[torch.randint(0, 3, (12,))].T  # (L, P) one-hot
-    near = window(3, 4, radius=5)  # every cell in reach
-    out = propagate_step(feats, [(feats, labels)], near, k=1, temperature=0.05)
+    everywhere = WindowNeighbours(radius=5, k=1, temperature=0.05)  # every cell in reach
+    out = propagate_step(feats, [(feats, labels)], everywhere)
     torch.testing.assert_close(out, labels)  # its own cell is the most similar one
+    # a second memory frame: indices past its first P cells carry the second frame's labels
+    shuffled = labels[:, torch.randperm(12)]
+    out = propagate_step(feats, [(-feats, labels), (feats, shuffled)], everywhere)
+    torch.testing.assert_close(out, shuffled)
     far = window(3, 4, radius=0)  # only the cell itself in reach
     assert far.sum() == 12 and far.diagonal().all()
 
@@ -68,7 +72,8 @@ def test_the_tiled_window_finds_the_same_neighbours_as_the_masked_dense_one(
     flat_keys = keys.permute(1, 0, 2, 3).reshape(16, -1)  # (C, M*h*w), frame after frame
     near = window(h, w, radius).repeat(1, frames)
     weights, _ = nearest(query.flatten(1)[None], flat_keys[None], near, k, 0.05)
-    fast_weights, fast_idx = nearest_in_window(query, keys, radius, k, 0.05, tile=tile)
+    fast_sims, fast_idx = nearest_in_window(query, keys, radius, k, tile=tile)
+    fast_weights = torch.softmax(fast_sims / 0.05, dim=-1)
     # the cells found are inside the window (-2 outside) and as similar as the best k there;
     # values, not indices: random features have near-equal cells that another float kernel's
     # rounding may order otherwise (two at 1e-7 apart, even equal, at some seeds of this test)

@@ -40,7 +40,8 @@ def _define(src: str):
     return ns[re.search(r"^def (\w+)\(", src, re.M).group(1)]
 
 
-# Plausible wrong answers, each one a student might write: every check must catch it.
+# Plausible wrong answers, one or a tuple per exercise, each one a student might write: every
+# check must catch each.
 WRONG = {
     "my_first_appearances": lambda ids: {
         int(k): int(np.argmax((ids == k).any(axis=(1, 2)))) + 1 for k in np.unique(ids) if k
@@ -77,9 +78,14 @@ WRONG = {
     "my_soft_aggregate": lambda p: (lambda q: q / q.sum(0, keepdims=True))(
         np.concatenate([np.prod(1 - p, axis=0, keepdims=True), p])
     ),  # probabilities, not odds
-    "my_override": lambda labels, given: (
-        [labels.__setitem__((slice(None), m), oid) for oid, (t, m) in given.items()] and labels
-    ),  # painted on every frame
+    "my_override": (
+        lambda labels, given: (
+            [labels.__setitem__((slice(None), m), oid) for oid, (t, m) in given.items()] and labels
+        ),  # painted on every frame
+        lambda labels, given: (
+            [labels[t].__setitem__(m, oid) for oid, (t, m) in given.items()] and labels
+        ),  # painted, but the object's predicted pixels outside the mask kept
+    ),
     "my_scored_frames": lambda t, n, score_first=False: list(range(t, n)),  # given frame scored
     "my_jaccard": lambda pred, gt: (
         (pred & gt).sum(axis=(1, 2)) / np.maximum((pred | gt).sum(axis=(1, 2)), 1)
@@ -97,8 +103,10 @@ def test_every_exercise_check_passes_the_reference_not_the_stub_nor_a_wrong_answ
         assert check(_define(ref)) is True, f"{name}: the reference fails {check_name}"
         assert check(_define(student)) is False, f"{name}: the stub is not reported as not done"
         assert "not done yet" in capsys.readouterr().out
-        with pytest.raises(AssertionError):
-            check(WRONG[name])
+        wrong = WRONG[name] if isinstance(WRONG[name], tuple) else (WRONG[name],)
+        for answer in wrong:
+            with pytest.raises(AssertionError):
+                check(answer)
 
 
 def test_checks_do_not_call_the_library_function_asked_for():

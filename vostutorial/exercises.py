@@ -195,15 +195,25 @@ def check_soft_aggregate(fn: Callable) -> int:
 
 @exercise
 def check_override(fn: Callable) -> int:
-    """``fn(labels (T, H, W), given {id: (t, mask)}) -> labels`` with each given mask painted
-    on its own frame only."""
+    """``fn(labels (T, H, W), given {id: (t, mask)}) -> labels`` where, on its given frame,
+    each object is exactly its given mask; other frames untouched."""
     labels = np.zeros((3, 2, 2), np.uint8)
     m = np.array([[True, False], [False, False]])
     out = np.asarray(fn(labels.copy(), {5: (1, m)}))
     assert out[1, 0, 0] == 5, "the given mask is painted on its frame (t = 1)"
     assert out[0].sum() == 0 and out[2].sum() == 0, "only on its own frame, not on the others"
     assert out[1].sum() == 5, "only where the mask is True"
-    return 1
+    # predicted: object 5 on the right column of every frame, object 7 top left on frame 1
+    labels[:, :, 1] = 5
+    labels[1, 0, 0] = 7
+    out = np.asarray(fn(labels.copy(), {5: (1, m)}))
+    assert out[1, 0, 0] == 5, "inside its given mask the object wins over another one (7)"
+    assert (out[1, :, 1] == 0).all(), (
+        "on its given frame the object is exactly its mask: its predicted pixels outside the "
+        "mask become background"
+    )
+    assert (out[[0, 2], :, 1] == 5).all(), "its predictions on the other frames stay"
+    return 2
 
 
 @exercise

@@ -4,8 +4,9 @@ The paper's model (`models.s2s`), ``tiny``'s cues (`models.tracking`), `inferenc
 label propagation (`propagation`) use the plain library ops, and the notebooks teach with
 them. `speed_up` swaps three of a model's modules for versions that compute the same numbers
 faster (visible in ``print(model)``), `upsampled_argmax` replaces
-``F.interpolate(scores, size).argmax(0)``, and `propagate_step_in_window` replaces
-`propagation.propagate_step` with its window. `train.train`, ``vostutorial predict``
+``F.interpolate(scores, size).argmax(0)``, and `TiledNeighbours` replaces the window's
+neighbour search of `models.matching.WindowNeighbours` (in the tracking model and in
+`propagation.propagate_labels`). `train.train`, ``vostutorial predict``
 (``fast=True``, the default of `inference.predict_split`) and ``vostutorial baseline
 label-propagation`` run them; tests prove each equal to the plain version.
 """
@@ -18,9 +19,9 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from .models import S2S
-from .models.matching import top, vote
+from .models.matching import WindowNeighbours
 from .models.s2s import Normalise
-from .models.tracking import Concat, WindowNeighbours
+from .models.tracking import Concat
 
 
 def speed_up(model: S2S) -> S2S:
@@ -96,12 +97,13 @@ def _bilinear_taps(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.nd
 
 
 def nearest_in_window(
-    query: Tensor, keys: Tensor, radius: int, k: int, temperature: float, tile: int = 12
+    query: Tensor, keys: Tensor, radius: int, k: int, tile: int = 12
 ) -> tuple[Tensor, Tensor]:
-    """`models.matching.nearest` of one frame's features ``query`` ``(C, h, w)`` among ``M``
-    memory frames ``keys`` ``(M, C, h, w)`` (all unit length), with each key frame limited to
-    the square window ``window(h, w, radius)``: weights and indices ``(1, h*w, k)`` into the
-    ``M*h*w`` key cells, frame after frame, as the plain call returns them.
+    """`models.matching.WindowNeighbours.closest`: the ``k`` nearest cells of one frame's
+    features ``query`` ``(C, h, w)`` among ``M`` memory frames ``keys`` ``(M, C, h, w)`` (all
+    unit length), each key frame limited to the square window ``window(h, w, radius)``: cosine
+    similarities and indices ``(1, h*w, k)`` into the ``M*h*w`` key cells, frame after frame,
+    as the plain call returns them.
 
     The plain call scores every query cell against every key cell and then masks all but
     the window, ``(h*w)² M`` products for ``(2 radius + 1)² M`` useful ones per cell. Here
@@ -134,7 +136,7 @@ def nearest_in_window(
     near = (near_1d[:, None, :, None] & near_1d[None, :, None, :]).reshape(t * t, span * span)
     allowed = near[None] & (kidx >= 0)[:, None]  # (L, t², span²)
     sims = sims.masked_fill(~allowed[:, :, None], -2.0).view(-1, t * t, m * span * span)
-    weights, j = top(sims, k, temperature)  # (L, t², k)
+    best, j = sims.topk(min(k, sims.shape[-1]), dim=-1)  # (L, t², k)
     frame, cell = j // (span * span), j % (span * span)
     # a cell outside the frame is picked only where the window holds fewer than k cells (its
     # weight then ~0, as the plain call's masked picks): any valid index serves
@@ -145,25 +147,13 @@ def nearest_in_window(
         x = x.view(ny, nx, t, t, -1).permute(0, 2, 1, 3, 4).reshape(ny * t, nx * t, -1)
         return x[:h, :w].reshape(1, h * w, -1)
 
-    return cells_of(weights), cells_of(idx)
+    return cells_of(best), cells_of(idx)
 
 
 class TiledNeighbours(WindowNeighbours):
     """`WindowNeighbours` tile by tile (`nearest_in_window`): the same neighbours, scoring only
-    the window's cells; the tracking model's propagation cue at 240p and more needs it (a
-    whole frame's similarities at 64x104 cells are 44 M per key frame)."""
+    the window's cells; the tracking model's propagation cue and label propagation at 240p and
+    more need it (a whole frame's similarities at 64x104 cells are 44 M per key frame)."""
 
-    def forward(self, query: Tensor, keys: Tensor) -> tuple[Tensor, Tensor]:
-        return nearest_in_window(query, keys, self.radius, self.k, self.temperature)
-
-
-def propagate_step_in_window(
-    query: Tensor, memory: list[tuple[Tensor, Tensor]], radius: int, k: int, temperature: float
-) -> Tensor:
-    """`propagation.propagate_step` with ``near = window(h, w, radius)``, computed tile by tile
-    (`nearest_in_window`): soft labels ``(L, h*w)`` of one frame's features ``(C, h, w)`` from
-    memory frames ``[(features (C, h, w), soft labels (L, h*w))]``."""
-    keys = torch.stack([f for f, _ in memory])  # (M, C, h, w)
-    labels = torch.cat([y for _, y in memory], dim=1)  # (L, M*h*w)
-    weights, idx = nearest_in_window(query, keys, radius, k, temperature)
-    return vote(labels[None], weights, idx)[0]
+    def closest(self, query: Tensor, keys: Tensor) -> tuple[Tensor, Tensor]:
+        return nearest_in_window(query, keys, self.radius, self.k)

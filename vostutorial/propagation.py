@@ -16,8 +16,8 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from .fast import propagate_step_in_window
-from .models.matching import nearest, vote, window
+from .fast import TiledNeighbours
+from .models.matching import WindowNeighbours, vote
 from .models.pretrained import IMAGENET_MEAN, IMAGENET_STD, pretrained_vgg16
 
 BLOCK3 = 16  # vgg16().features[:16]: through conv3_3 and its ReLU, 256 channels at 1/4
@@ -44,16 +44,14 @@ def frame_features(
 def propagate_step(
     query: torch.Tensor,
     memory: list[tuple[torch.Tensor, torch.Tensor]],
-    near: torch.Tensor,
-    k: int,
-    temperature: float,
+    neighbours: WindowNeighbours,
 ) -> torch.Tensor:
-    """Soft labels ``(L, P)`` of one frame's features ``(C, P)`` from memory frames
-    ``[(features (C, P), soft labels (L, P))]``, each pixel voting over its ``k`` most similar
-    cells within the window ``near`` ``(P, P)``."""
-    keys = torch.cat([f for f, _ in memory], dim=1)  # (C, M*P)
-    labels = torch.cat([y for _, y in memory], dim=1)  # (L, M*P)
-    weights, idx = nearest(query[None], keys[None], near.repeat(1, len(memory)), k, temperature)
+    """Soft labels ``(L, h*w)`` of one frame's features ``(C, h, w)`` from memory frames
+    ``[(features (C, h, w), soft labels (L, h*w))]``, each pixel voting over its nearest cells
+    within the window of ``neighbours`` (`models.matching.WindowNeighbours`)."""
+    keys = torch.stack([f for f, _ in memory])  # (M, C, h, w)
+    labels = torch.cat([y for _, y in memory], dim=1)  # (L, M*h*w), frame after frame
+    weights, idx = neighbours(query, keys)
     return vote(labels[None], weights, idx)[0]
 
 
@@ -75,12 +73,12 @@ def propagate_labels(
     Features of ``trunk`` at input ``size``; each frame votes from the first frame and the
     ``recent`` frames before it (`propagate_step`). An object given on a later frame joins
     there: its mask is written into that frame's labels, which then serve as memory.
-    ``fast`` computes the same votes tile by tile (`fast.propagate_step_in_window`)."""
+    ``fast`` finds the same neighbours tile by tile (`fast.TiledNeighbours`)."""
     t, hgt, wid = frames.shape[:3]
     ids = sorted(given)
     feats = frame_features(trunk, frames, size)
     _, _, h, w = feats.shape
-    near = None if fast else window(h, w, radius)
+    neighbours = (TiledNeighbours if fast else WindowNeighbours)(radius, k, temperature)
     labels = torch.zeros(t, len(ids) + 1, h * w)  # soft labels per frame, background first
     for t_now in range(t):
         if t_now == 0:
@@ -88,12 +86,7 @@ def propagate_labels(
         else:  # the first frame and the `recent` ones before this one
             remembered = sorted({0, *range(max(0, t_now - recent), t_now)})
             memory = [(feats[i], labels[i]) for i in remembered]
-            if fast:
-                step = propagate_step_in_window(feats[t_now], memory, radius, k, temperature)
-            else:
-                flat = [(f.flatten(1), y) for f, y in memory]
-                step = propagate_step(feats[t_now].flatten(1), flat, near, k, temperature)
-            labels[t_now] = step
+            labels[t_now] = propagate_step(feats[t_now], memory, neighbours)
         for j, oid in enumerate(ids, 1):  # masks given on this frame override the vote
             t0, mask = given[oid]
             if t0 == t_now:

@@ -40,7 +40,7 @@ class ModelConfig:
     # pretrained weights (`models.pretrained`), never trained; the initializer reads the
     # trunk's features of the first frame beside its mask instead of running a second VGG16.
     frozen_trunk: bool = False
-    # Label propagation (`models.matching`) on the frozen trunk's last stage before its pool:
+    # Label propagation (`models.matching`) on the frozen trunk's third stage before its pool:
     # each cell's vote from the first frame's given mask and from the previous frame's
     # predicted one joins the decoder; nothing in it learns, so it holds on any footage.
     propagation: bool = False
@@ -57,6 +57,8 @@ class ModelConfig:
             raise ValueError("matching needs at least 4 encoder stages (it reads the 1/8 map)")
         if self.propagation and not (self.frozen_trunk and self.feedback):
             raise ValueError("propagation needs frozen_trunk and feedback")
+        if self.propagation and len(self.widths) < 3:
+            raise ValueError("propagation needs at least 3 encoder stages (it reads conv3_3)")
         if self.skips_before_pool and (not self.skips or self.matching):
             raise ValueError("skips_before_pool needs skips and no matching (it reads pool 3)")
         if self.hard_feedback and not self.feedback:

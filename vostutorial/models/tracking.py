@@ -20,10 +20,11 @@ cue is a switch of `ModelConfig` (all on in ``tiny``, all off in ``paper``) and 
   the logits (a short path that trains the embedding directly). A cue that holds for any
   texture, seen or not (cf. FEELVOS's global matching, Voigtlaender et al. 2019).
 
-On a frozen pretrained trunk a fourth cue replaces the learnt matching:
+On a frozen pretrained trunk a fourth cue can join them (in ``s2s-vgg16`` it replaces the learnt
+matching):
 
 - **Label propagation** (`propagation_neighbours`, ``propagation``): each cell of the trunk's
-  last stage before its pool (VGG16's conv3_3, 1/4) takes the labels of its most similar cells
+  third stage before its pool (VGG16's conv3_3, 1/4) takes the labels of its most similar cells
   (`models.matching`) among frame 0 (the given mask) and frame t-1 (the mask just predicted),
   and, as a second map, among frame 0's alone (the object as it was given, never drifting).
   Both join the decoder at 1/4; the first is also added to the logits. Nothing in it learns:
@@ -40,14 +41,14 @@ from torch import Tensor, nn
 
 from .config import ModelConfig
 from .convlstm import State
-from .matching import nearest, vote, window
+from .matching import WindowNeighbours, closest_of_two, softmax_weights, vote
 from .s2s import S2S, Decoder, resize_mask
 
 
 class Neighbours(NamedTuple):
     """Each cell's nearest cells among frame 0 and the frame before (``both``: indices below P
     are frame 0's, the others the previous frame's) and among frame 0's alone (``first``), as
-    softmax weights and indices ``(B, T, P, k)`` (`models.matching.top`), on a ``grid`` of
+    softmax weights and indices ``(B, T, P, k)`` (`models.matching.nearest`), on a ``grid`` of
     ``P = h * w`` cells."""
 
     both: tuple[Tensor, Tensor]
@@ -61,25 +62,6 @@ class Concat(nn.Module):
 
     def forward(self, parts: list[Tensor]) -> Tensor:
         return torch.cat(parts, dim=1)
-
-
-class WindowNeighbours(nn.Module):
-    """Each cell's ``k`` nearest cells (`models.matching.nearest`) within ``radius`` cells of it
-    in key frames. Learns nothing (no parameters: checkpoints do not change); a module so that
-    `vostutorial.fast` can swap in a version that scores only the window's cells."""
-
-    def __init__(self, radius: int, k: int, temperature: float):
-        super().__init__()
-        self.radius, self.k, self.temperature = radius, k, temperature
-
-    def forward(self, query: Tensor, keys: Tensor) -> tuple[Tensor, Tensor]:
-        """One frame's features ``(C, h, w)`` and ``M`` key frames' ``(M, C, h, w)``, unit
-        length -> softmax weights and indices ``(1, h*w, k)`` into the ``M*h*w`` key cells,
-        frame after frame."""
-        c, h, w = query.shape
-        allowed = window(h, w, self.radius).to(query.device).repeat(1, keys.shape[0])
-        flat = keys.transpose(0, 1).reshape(1, c, -1)  # (1, C, M*h*w), frame after frame
-        return nearest(query.reshape(1, c, -1), flat, allowed, self.k, self.temperature)
 
 
 class TrackingS2S(S2S):
@@ -102,6 +84,11 @@ class TrackingS2S(S2S):
         """Index of the 1/8 map among the skips, and of the decoder stage painting at 1/8."""
         return len(self.cfg.widths) - 4
 
+    @property
+    def quarter(self) -> int:
+        """Index of the decoder stage painting at 1/4 (propagation's votes join there)."""
+        return len(self.cfg.widths) - 3
+
     def lstm_inputs(self) -> int:
         return self.cfg.hidden + int(self.cfg.feedback)  # + the previous mask
 
@@ -121,7 +108,7 @@ class TrackingS2S(S2S):
         if cfg.matching:
             joins[self.eighth] += 2  # the stage painting at 1/8: the two similarity maps
         if cfg.propagation:
-            joins[0] += 2  # the first stage paints at the last stage's resolution: two votes
+            joins[self.quarter] += 2  # the stage painting at 1/4: the two votes
         return Decoder(cfg.hidden, cfg.decoder, cfg.decoder_kernel, tuple(joins))
 
     # --- skips --------------------------------------------------------------------------------
@@ -131,18 +118,20 @@ class TrackingS2S(S2S):
         """``(B, T, 3, H, W)`` -> features ``(B, T, C, H/2^S, W/2^S)``; with skips, the
         ``(B*T, C_i, H_i, W_i)`` maps of the earlier stages' pools (with ``skips_before_pool``
         every stage's map before its pool), coarsest first (else an empty list); the trunk's
-        own last map ``(B, T, C_vgg, H/2^S, W/2^S)``; and with propagation the last stage's map
-        before its pool, unit length per cell ``(B*T, C_vgg, h, w)``, ``(h, w) = (H, W) /
-        2^(S-1)`` (else None)."""
+        own last map ``(B, T, C_vgg, H/2^S, W/2^S)``; and with propagation the third stage's
+        map before its pool (conv3_3), unit length per cell ``(B*T, 256, H/4, W/4)`` (else
+        None)."""
         cfg = self.cfg
         b, t = frames.shape[:2]
         x = self.normalise(frames.flatten(0, 1))
-        maps, keys = [], None  # each stage's map, taken before or after its pool
+        maps, keys, pools = [], None, 0  # each stage's map, taken before or after its pool
         with torch.set_grad_enabled(torch.is_grad_enabled() and not cfg.frozen_trunk):
             for layer in self.encoder:
                 pool = isinstance(layer, nn.MaxPool2d)
                 if pool:
-                    keys = x if cfg.propagation else None  # in the end: the last stage's
+                    pools += 1
+                    if cfg.propagation and pools == 3:  # conv3_3, at 1/4
+                        keys = x
                     if cfg.skips_before_pool:
                         maps.append(self.tap(x))
                 x = layer(x)
@@ -209,11 +198,16 @@ class TrackingS2S(S2S):
         frame at a time, so that memory holds one frame's similarities, not a clip's."""
         h, w = keys.shape[-2:]
         q = keys.view(b, t, -1, h, w)
+        near = self.neighbours
         both, first = [], []
         for i in range(b):
             for j in range(t):
-                both.append(self.neighbours(q[i, j], torch.stack([q[i, 0], q[i, max(j - 1, 0)]])))
-                first.append(self.neighbours(q[i, j], q[i, :1]))
+                # frame 0 and frame j-1 searched once each; their union's best are both's
+                in_first = near.closest(q[i, j], q[i, :1])
+                in_prev = near.closest(q[i, j], q[i, max(j - 1, 0)][None])
+                found = closest_of_two(in_first, in_prev, h * w, near.k)
+                both.append((softmax_weights(found[0], near.temperature), found[1]))
+                first.append((softmax_weights(in_first[0], near.temperature), in_first[1]))
 
         def stack(found: list[tuple[Tensor, Tensor]]) -> tuple[Tensor, Tensor]:
             weights, idx = zip(*found, strict=True)
