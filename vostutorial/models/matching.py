@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 
 
-@lru_cache(maxsize=8)  # the same grid frame after frame: built once (callers never write it)
+@lru_cache(maxsize=2)  # a run reuses one or two grids; callers never write the mask
 def window(h: int, w: int, radius: int) -> Tensor:
     """``(h*w, h*w)`` bool: cell q is within ``radius`` cells of cell p (a square window)."""
     yy, xx = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")

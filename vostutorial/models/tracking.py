@@ -204,7 +204,8 @@ class TrackingS2S(S2S):
             for j in range(t):
                 # frame 0 and frame j-1 searched once each; their union's best are both's
                 in_first = near.closest(q[i, j], q[i, :1])
-                in_prev = near.closest(q[i, j], q[i, max(j - 1, 0)][None])
+                # frames 0 and 1: the frame before is frame 0, already searched
+                in_prev = in_first if j <= 1 else near.closest(q[i, j], q[i, j - 1 : j])
                 found = closest_of_two(in_first, in_prev, h * w, near.k)
                 both.append((softmax_weights(found[0], near.temperature), found[1]))
                 first.append((softmax_weights(in_first[0], near.temperature), in_first[1]))
