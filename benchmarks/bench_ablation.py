@@ -1,7 +1,7 @@
 """What each of the tracking cues and training levers buys, variant against variant.
 
-Trains variants of a base config (``--base``: ``s2s-vgg16``, the shipped model on a frozen
-pretrained VGG16, or ``tiny``, learnt from scratch) side by side from the same seed on the
+Trains variants of a base config (``--base``: ``s2s-vgg16``, the S2S on a frozen pretrained
+VGG16, or ``tiny``, the shipped model, learnt from scratch) side by side from the same seed on the
 built-in synthetic data (never on real video), each for ``--steps`` steps at batch ``--batch``
 (default: the base recipe's own, i.e. full length), then scores each without online learning
 on the synthetic valid split and, when a DAVIS root is there (default
@@ -9,7 +9,8 @@ on the synthetic valid split and, when a DAVIS root is there (default
 
 - ``plain``: the paper's data flow alone (no skips, no feedback, no matching or propagation);
 - ``plain, paper's loss``: the same trained with the paper's class-balanced BCE on the frames
-  after the given one; ``plain, Lovasz``: with BCE + Lovasz hinge (``bce_lovasz``);
+  after the given one; ``plain, paper's loss, then BCE``: plain BCE after step 350;
+  ``plain, Lovasz``: with BCE + Lovasz hinge (``bce_lovasz``);
 - ``+ skips``, ``+ feedback``: the cues one at a time, cumulatively;
 - ``all``: the base config as it is (``s2s-vgg16``: + label propagation; ``tiny``: + learnt
   matching), with the base recipe's frame-0 loss and faded feedback;
@@ -21,6 +22,11 @@ on the synthetic valid split and, when a DAVIS root is there (default
 
     python benchmarks/bench_ablation.py [--base s2s-vgg16] [--steps N] [--batch B] [--json FILE]
                                         [--only VARIANT ...] [--keep DIR]
+
+Every table starts with copying the first mask, scored in the same run: the floor. On the real
+sequences each row also has ``size_first`` and ``size_last``, the median of the predicted
+mask's area over the true one's on the first and the last scored frame (`mask_sizes`): too
+much painted, or the object lost.
 
 ``--json`` writes the table (notebook 03 shows the files in ``benchmarks/results/``); rows of
 variants measured earlier into the same file with the same recipe are kept, so that the
@@ -37,12 +43,16 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
+from PIL import Image
+
 from vostutorial.data import ensure_default
 from vostutorial.data.convert import davis_to_ytvos
 from vostutorial.evaluate import evaluate_davis, evaluate_ytvos
 from vostutorial.inference import predict_split
 from vostutorial.models.config import CONFIGS
 from vostutorial.paths import real_davis
+from vostutorial.predictions import baseline_copy_first
 from vostutorial.resources import set_threads
 from vostutorial.train import train
 from vostutorial.train_config import load_config
@@ -55,6 +65,13 @@ VARIANTS: dict[str, tuple[dict, dict]] = {
     "plain": (NONE, dict(fade_feedback=0.0)),
     # the paper's flow trained as the paper does: class-balanced BCE on the frames after frame 0
     "plain, paper's loss": (NONE, dict(fade_feedback=0.0, loss="balanced", score_first=False)),
+    # the paper's loss for the first half of the s2s-vgg16 recipe's 700 steps, then plain BCE:
+    # the class-balanced BCE alone paints 3-60x the object on real video (its weight on the
+    # object is the background's area over the object's), plain BCE calibrates it
+    "plain, paper's loss, then BCE": (
+        NONE,
+        dict(fade_feedback=0.0, loss="balanced", score_first=False, bce_from=350),
+    ),
     # the same trained on the thresholded mask's Jaccard (BCE + Lovasz hinge)
     "plain, Lovasz": (NONE, dict(fade_feedback=0.0, loss="bce_lovasz")),
     "+ skips": (NONE | dict(skips=True), dict(fade_feedback=0.0)),
@@ -75,6 +92,43 @@ VARIANTS: dict[str, tuple[dict, dict]] = {
 }
 
 
+COPY = "copy the first mask"  # the floor every variant is read against, measured in the same run
+
+
+def real_root(a, work: Path) -> Path:
+    """The DAVIS sequences in the YouTube-VOS layout `predict_split` reads (converted once)."""
+    real = work / "davis"
+    if not (real / "valid" / "meta.json").exists():
+        davis_to_ytvos(a.davis, real, "valid", heldout=True, progress=False)
+    return real
+
+
+def mask_sizes(pred: Path, davis: Path) -> dict:
+    """How a variant fails on real video: the median over the DAVIS sequences of its mask's
+    area over the true mask's, on the first and on the last scored frame (1 is right; above
+    it the network paints more than the object, towards 0 it loses the object)."""
+    first, last = [], []
+    for video in sorted(p for p in pred.iterdir() if p.is_dir()):
+        truth = sorted((davis / "Annotations" / "480p" / video.name).glob("*.png"))
+        for frame, sizes in ((truth[1], first), (truth[-2], last)):
+            true_area = (np.array(Image.open(frame)) > 0).sum()
+            sizes.append((np.array(Image.open(video / frame.name)) > 0).sum() / max(true_area, 1))
+    return {"size_first": float(np.median(first)), "size_last": float(np.median(last))}
+
+
+def copy_row(a, root: Path, work: Path) -> dict:
+    """Copy-first's row: the given masks copied to every later frame (nothing trained)."""
+    pred = baseline_copy_first(root, "valid", work / "copy" / "synthetic", progress=False)
+    syn = evaluate_ytvos(pred, root, progress=False)
+    row = {k: syn[k] for k in ("overall", "J_seen", "J_unseen")}
+    if (a.davis / "JPEGImages").is_dir():
+        pred = baseline_copy_first(
+            real_root(a, work), "valid", work / "copy" / "real", progress=False
+        )
+        row["real_JF"] = evaluate_davis(pred, a.davis, progress=False)["J&F-Mean"]
+    return row
+
+
 def run(name: str, switches: dict, overrides: dict, a, root: Path, work: Path) -> dict:
     """Train one variant and score it; returns its row."""
     key = "ablation-" + name.replace(" ", "").replace(",", "-")
@@ -88,11 +142,9 @@ def run(name: str, switches: dict, overrides: dict, a, root: Path, work: Path) -
     syn = evaluate_ytvos(pred, root, progress=False)
     row = {"minutes": round(minutes, 1)} | {k: syn[k] for k in ("overall", "J_seen", "J_unseen")}
     if (a.davis / "JPEGImages").is_dir():
-        real = work / "davis"
-        if not (real / "valid" / "meta.json").exists():
-            davis_to_ytvos(a.davis, real, "valid", heldout=True, progress=False)
-        pred = predict_split(real, "valid", ckpt, work / key / "real", progress=False)
+        pred = predict_split(real_root(a, work), "valid", ckpt, work / key / "real", progress=False)
         row["real_JF"] = evaluate_davis(pred, a.davis, progress=False)["J&F-Mean"]
+        row |= mask_sizes(pred, a.davis)
     return row
 
 
@@ -115,6 +167,8 @@ def main() -> int:
         print(f"no DAVIS root at {a.davis}: real-video column left out")
     rows = {}
     with tempfile.TemporaryDirectory() as tmp:
+        rows[COPY] = copy_row(a, root, a.keep or Path(tmp))
+        print(COPY, json.dumps(rows[COPY]), flush=True)
         for name in a.only or VARIANTS:
             rows[name] = run(name, *VARIANTS[name], a, root, a.keep or Path(tmp))
             print(name, json.dumps(rows[name]), flush=True)
@@ -124,7 +178,8 @@ def main() -> int:
     for name, r in rows.items():
         real = f"{r['real_JF']:.3f}" if "real_JF" in r else "-"
         scores = " | ".join(f"{r[k]:.3f}" for k in ("overall", "J_seen", "J_unseen"))
-        print(f"| {name} | {scores} | {real} | {r['minutes']:.1f} |")
+        minutes = f"{r['minutes']:.1f}" if "minutes" in r else "-"
+        print(f"| {name} | {scores} | {real} | {minutes} |")
     if a.json:
         a.json.parent.mkdir(parents=True, exist_ok=True)
         payload = {"base": a.base, "steps": a.steps, "batch": a.batch, "rows": rows}
