@@ -66,8 +66,9 @@ VARIANTS: dict[str, tuple[dict, dict]] = {
     # the paper's flow trained as the paper does: class-balanced BCE on the frames after frame 0
     "plain, paper's loss": (NONE, dict(fade_feedback=0.0, loss="balanced", score_first=False)),
     # the paper's loss for the first half of the s2s-vgg16 recipe's 700 steps, then plain BCE:
-    # the class-balanced BCE alone paints 3-60x the object on real video (its weight on the
-    # object is the background's area over the object's), plain BCE calibrates it
+    # trained on the class-balanced BCE alone the masks grow on real video (the object's
+    # pixels weigh the background's area over the object's); plain BCE after it was tried to
+    # calibrate them, and they vanish instead (README, "What each addition buys")
     "plain, paper's loss, then BCE": (
         NONE,
         dict(fade_feedback=0.0, loss="balanced", score_first=False, bce_from=350),
@@ -173,13 +174,13 @@ def main() -> int:
             rows[name] = run(name, *VARIANTS[name], a, root, a.keep or Path(tmp))
             print(name, json.dumps(rows[name]), flush=True)
     print(f"\n{a.base}: {a.steps} steps at batch {a.batch}, seed 0, no online learning")
-    print("| variant | synthetic overall | J_seen | J_unseen | real DAVIS J&F | train min |")
-    print("|---|---|---|---|---|---|")
+    keys = ("overall", "J_seen", "J_unseen", "real_JF", "size_first", "size_last")
+    print("| variant | " + " | ".join(keys) + " | train min |")
+    print("|---" * (len(keys) + 2) + "|")
     for name, r in rows.items():
-        real = f"{r['real_JF']:.3f}" if "real_JF" in r else "-"
-        scores = " | ".join(f"{r[k]:.3f}" for k in ("overall", "J_seen", "J_unseen"))
+        cells = [f"{r[k]:.3f}" if k in r else "-" for k in keys]
         minutes = f"{r['minutes']:.1f}" if "minutes" in r else "-"
-        print(f"| {name} | {scores} | {real} | {minutes} |")
+        print(f"| {name} | {' | '.join(cells)} | {minutes} |")
     if a.json:
         a.json.parent.mkdir(parents=True, exist_ok=True)
         payload = {"base": a.base, "steps": a.steps, "batch": a.batch, "rows": rows}
