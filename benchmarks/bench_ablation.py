@@ -7,7 +7,9 @@ built-in synthetic data (never on real video), each for ``--steps`` steps at bat
 on the synthetic valid split and, when a DAVIS root is there (default
 ``../shared/real-samples/davis2016``; evaluation only), on its sequences:
 
-- ``plain``: the paper's data flow alone (no skips, no feedback, no matching or propagation);
+- ``plain``: the paper's data flow alone (no skips, no feedback, no matching or propagation),
+  trained with the base recipe's loss and frame-0 loss; ``plain, no frame-0 loss``: without
+  the latter;
 - ``plain, paper's loss``: the same trained with the paper's class-balanced BCE on the frames
   after the given one; ``plain, paper's loss, then BCE``: plain BCE after step 350;
   ``plain, Lovasz``: with BCE + Lovasz hinge (``bce_lovasz``);
@@ -63,6 +65,8 @@ DAVIS = real_davis()
 NONE = dict(skips=False, feedback=False, matching=False, propagation=False)
 VARIANTS: dict[str, tuple[dict, dict]] = {
     "plain": (NONE, dict(fade_feedback=0.0)),
+    # which of the base recipe's loss and its frame-0 loss makes the plain flow hold the object
+    "plain, no frame-0 loss": (NONE, dict(fade_feedback=0.0, score_first=False)),
     # the paper's flow trained as the paper does: class-balanced BCE on the frames after frame 0
     "plain, paper's loss": (NONE, dict(fade_feedback=0.0, loss="balanced", score_first=False)),
     # the paper's loss for the first half of the s2s-vgg16 recipe's 700 steps, then plain BCE:
