@@ -46,10 +46,10 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from vostutorial.data import ensure_default
 from vostutorial.data.convert import davis_to_ytvos
+from vostutorial.data.palette import read_mask
 from vostutorial.evaluate import evaluate_davis, evaluate_ytvos
 from vostutorial.inference import predict_split
 from vostutorial.models.config import CONFIGS
@@ -116,8 +116,8 @@ def mask_sizes(pred: Path, davis: Path) -> dict:
     for video in sorted(p for p in pred.iterdir() if p.is_dir()):
         truth = sorted((davis / "Annotations" / "480p" / video.name).glob("*.png"))
         for frame, sizes in ((truth[1], first), (truth[-2], last)):
-            true_area = (np.array(Image.open(frame)) > 0).sum()
-            sizes.append((np.array(Image.open(video / frame.name)) > 0).sum() / max(true_area, 1))
+            true_area = (read_mask(frame) > 0).sum()
+            sizes.append((read_mask(video / frame.name) > 0).sum() / max(true_area, 1))
     return {"size_first": float(np.median(first)), "size_last": float(np.median(last))}
 
 
