@@ -1,7 +1,8 @@
 """What each of the tracking cues and training levers buys, variant against variant.
 
 Trains variants of a base config (``--base``: ``s2s-vgg16``, the S2S on a frozen pretrained
-VGG16, or ``tiny``, the shipped model, learnt from scratch) side by side from the same seed on the
+VGG16; ``tiny``, the shipped model, learnt from scratch; or ``vgg16-tiny``, tiny on VGG16's
+first two blocks, frozen) side by side from the same seed on the
 built-in synthetic data (never on real video), each for ``--steps`` steps at batch ``--batch``
 (default: the base recipe's own, i.e. full length), then scores each without online learning
 on the synthetic valid split and, when a DAVIS root is there (default
@@ -14,8 +15,8 @@ on the synthetic valid split and, when a DAVIS root is there (default
   after the given one; ``plain, paper's loss, then BCE``: plain BCE after step 350;
   ``plain, Lovasz``: with BCE + Lovasz hinge (``bce_lovasz``);
 - ``+ skips``, ``+ feedback``: the cues one at a time, cumulatively;
-- ``all``: the base config as it is (``s2s-vgg16``: + label propagation; ``tiny``: + learnt
-  matching), with the base recipe's frame-0 loss and faded feedback;
+- ``all``: the base config as it is (``s2s-vgg16``: + label propagation; ``tiny`` and
+  ``vgg16-tiny``: + learnt matching), with the base recipe's frame-0 loss and faded feedback;
 - ``all, no frame-0 loss, no fade``: without the two training levers;
 - ``all, hard feedback, Lovasz, no fade``: the mask fed back thresholded at 0.5
   (``hard_feedback``) and trained with BCE + Lovasz hinge (``bce_lovasz``), without the fade;
@@ -155,7 +156,7 @@ def run(name: str, switches: dict, overrides: dict, a, root: Path, work: Path) -
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--base", default="s2s-vgg16", choices=["s2s-vgg16", "tiny"])
+    p.add_argument("--base", default="s2s-vgg16", choices=["s2s-vgg16", "tiny", "vgg16-tiny"])
     p.add_argument("--steps", type=int, help="default: the base recipe's")
     p.add_argument("--batch", type=int, help="default: the base recipe's")
     p.add_argument("--davis", type=Path, default=DAVIS, help="a DAVIS root (evaluation only)")

@@ -104,7 +104,7 @@ def test_the_cue_finds_the_object_where_it_moved_on_the_pretrained_trunk(config,
 def test_propagation_needs_a_frozen_trunk_and_feedback():
     with pytest.raises(ValueError, match="propagation needs"):
         build_model("tiny", propagation=True)
-    with pytest.raises(ValueError, match="at least 3 encoder stages"):
+    with pytest.raises(ValueError, match="first 3 stages"):
         build_model("s2s-vgg16", widths=VGG16_WIDTHS[:2], convs=VGG16_CONVS[:2], decoder=(8, 8))
     with pytest.raises(ValueError, match="propagation needs"):
         build_model("s2s-vgg16", feedback=False)

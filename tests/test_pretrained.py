@@ -186,6 +186,70 @@ def test_a_frozen_trunk_learns_nothing_and_is_not_stored(tmp_path):
         load_model(tmp_path / "other.pt")
 
 
+def test_learnt_stages_train_above_the_frozen_trunk_and_are_stored(tmp_path):
+    torch.manual_seed(0)
+    model = build_model("vgg16-tiny", input_size=(64, 96))  # VGG16 to pool 2, then learnt
+    vgg = pretrained_vgg16("hed")
+    assert len(model.encoder) == 10  # 4 convolutions, their ReLUs, 2 pools
+    assert torch.equal(model.encoder[7].weight, vgg[7].weight)  # conv2_2, HED's
+    learnt = [m.out_channels for m in model.encoder_top if isinstance(m, torch.nn.Conv2d)]
+    assert learnt == [64, 64, 96, 96, 128, 128]
+    frames = torch.rand(2, 3, 3, 64, 96)
+    first = (torch.rand(2, 1, 64, 96) > 0.5).float()
+    model.eval()
+    with torch.no_grad():  # the learnt stages read the trunk's pool 2, standardised
+        _, skips, top, _ = model.encode_with_skips(frames)
+        pool2 = model.tap(model.encoder(model.normalise(frames.flatten(0, 1))))
+        torch.testing.assert_close(top.flatten(0, 1), model.encoder_top(pool2))
+        torch.testing.assert_close(skips[2], pool2)  # the 1/4 skip: the trunk's
+        torch.testing.assert_close(skips[1], model.encoder_top[:5](pool2))  # 1/8: learnt
+
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
+    model.train()
+    for _ in range(2):  # the decoder's last layer starts at 0: the stages below learn at step 2
+        opt.zero_grad()
+        model(frames, first).sigmoid().mean().backward()
+        opt.step()
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in after if k.startswith("encoder."))
+    assert all(not torch.equal(before[k], after[k]) for k in after if k.startswith("encoder_top."))
+
+    path = tmp_path / "m.pt"
+    export_model(model, path, half=False)
+    saved = load_checkpoint(path)
+    assert any(k.startswith("encoder_top.") for k in saved["model"])
+    assert not any(k.startswith("encoder.") for k in saved["model"])
+    model.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(load_model(path)(frames, first), model(frames, first))
+
+
+def test_a_frozen_trunk_can_have_an_initializer_of_its_own():
+    torch.manual_seed(0)
+    model = build_model("vgg16-tiny", input_size=(64, 96)).eval()
+    assert model.initializer[0].in_channels == 4  # the frame and its full-size mask
+    frame, mask = torch.rand(2, 3, 64, 96), (torch.rand(2, 1, 64, 96) > 0.5).float()
+    with torch.no_grad():
+        h0, c0 = model.initial_state(frame, mask, trunk=torch.zeros(2, 128, 2, 3))  # not read
+        x = model.initializer(torch.cat([model.normalise(frame), mask], dim=1))
+        torch.testing.assert_close(h0, model.init_h(x))
+        torch.testing.assert_close(c0, model.init_c(x))
+    shared = build_model("vgg16-tiny", init_widths=(), init_convs=())  # reads the trunk's top
+    assert shared.initializer[0].in_channels == 128 + 1
+
+
+def test_learnt_stages_need_a_frozen_trunk_below_them():
+    with pytest.raises(ValueError, match="learnt_stages needs frozen_trunk"):
+        build_model("tiny", learnt_stages=2)
+    with pytest.raises(ValueError, match="VGG16's widths"):  # a trunk that is not VGG16's
+        build_model("vgg16-tiny", widths=(64, 96, 64, 96, 128))
+    with pytest.raises(ValueError, match="init_widths needs"):  # one width per stage
+        build_model("vgg16-tiny", init_widths=(16, 32), init_convs=(1, 1))
+    with pytest.raises(ValueError, match="first 3 stages"):  # propagation reads the trunk's stage 3
+        build_model("s2s-vgg16", learnt_stages=1, propagation=True)
+
+
 def test_the_papers_flow_alone_runs_on_the_frozen_trunk():
     from vostutorial.models import S2S
 

@@ -416,7 +416,9 @@ def baseline_parser(sub: argparse._SubParsersAction) -> None:
 
 def train_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", parents=[QUIET, DEVICE], help="train the S2S model")
-    p.add_argument("--config", default="tiny", help="tiny, paper, s2s-vgg16, or a .toml file")
+    p.add_argument(
+        "--config", default="tiny", help="tiny, paper, s2s-vgg16, vgg16-tiny, or a .toml file"
+    )
     p.add_argument(
         "--data", type=Path, default=None, help="dataset root (default: built-in synthetic)"
     )
@@ -559,7 +561,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_student)
 
     p = sub.add_parser("model-summary", help="parameters and multiply-adds of a model config")
-    p.add_argument("--config", default="tiny", help="tiny, paper or s2s-vgg16")
+    p.add_argument("--config", default="tiny", help="tiny, paper, s2s-vgg16 or vgg16-tiny")
     p.set_defaults(func=cmd_model_summary)
 
     return parser

@@ -40,6 +40,14 @@ class ModelConfig:
     # pretrained weights (`models.pretrained`), never trained; the initializer reads the
     # trunk's features of the first frame beside its mask instead of running a second VGG16.
     frozen_trunk: bool = False
+    # With a frozen trunk, how many of the last stages learn on top of it (at their own widths
+    # in ``widths``/``convs``): the trunk is then VGG16's first ``len(widths) - learnt_stages``.
+    learnt_stages: int = 0
+    # With a frozen trunk, a learnt initializer of its own (stage widths and convolutions, as
+    # the encoder's) on the first frame and its full-size mask; empty: a convolution on the
+    # trunk's top map of the first frame beside the mask at that map's size.
+    init_widths: tuple[int, ...] = ()
+    init_convs: tuple[int, ...] = ()
     # Label propagation (`models.matching`) on the frozen trunk's third stage before its pool:
     # each cell's vote from the first frame's given mask and from the previous frame's
     # predicted one joins the decoder; nothing in it learns, so it holds on any footage.
@@ -49,28 +57,49 @@ class ModelConfig:
     prop_radius: int = 6  # how far (in cells of that stage) a neighbour may be
 
     def __post_init__(self) -> None:
-        if self.matching and not self.skips:
-            raise ValueError("matching needs skips=True (it matches the 1/8 encoder features)")
+        self.check_shape()
+        self.check_cues()
+
+    def check_shape(self) -> None:
+        """The encoder, the decoder and a frozen trunk fit together (else a ValueError)."""
         if len(self.decoder) != len(self.widths):
             raise ValueError("the decoder needs one upsampling stage per encoder stage")
+        if self.frozen_trunk and not self.is_vgg16:
+            raise ValueError("frozen_trunk needs VGG16's widths and convolutions (or a prefix)")
+        if self.learnt_stages and not (self.frozen_trunk and self.vgg_stages > 0):
+            raise ValueError("learnt_stages needs frozen_trunk and at least one VGG16 stage")
+        if self.init_widths and not (
+            self.frozen_trunk and len(self.init_widths) == len(self.init_convs) == len(self.widths)
+        ):
+            raise ValueError("init_widths needs frozen_trunk and one width and count per stage")
+
+    def check_cues(self) -> None:
+        """Each tracking cue has the maps it reads (else a ValueError)."""
+        if self.matching and not self.skips:
+            raise ValueError("matching needs skips=True (it matches the 1/8 encoder features)")
         if self.matching and len(self.widths) < 4:
             raise ValueError("matching needs at least 4 encoder stages (it reads the 1/8 map)")
         if self.propagation and not (self.frozen_trunk and self.feedback):
             raise ValueError("propagation needs frozen_trunk and feedback")
-        if self.propagation and len(self.widths) < 3:
-            raise ValueError("propagation needs at least 3 encoder stages (it reads conv3_3)")
+        if self.propagation and self.vgg_stages < 3:
+            raise ValueError("propagation needs the frozen trunk's first 3 stages (reads conv3_3)")
         if self.skips_before_pool and (not self.skips or self.matching):
             raise ValueError("skips_before_pool needs skips and no matching (it reads pool 3)")
         if self.hard_feedback and not self.feedback:
             raise ValueError("hard_feedback needs feedback")
-        if self.frozen_trunk and not self.is_vgg16:
-            raise ValueError("frozen_trunk needs VGG16's widths and convolutions (or a prefix)")
+
+    @property
+    def vgg_stages(self) -> int:
+        """How many of the first stages are (or with weights would be) VGG16's: all of them,
+        less the ``learnt_stages`` above a frozen trunk."""
+        return len(self.widths) - self.learnt_stages
 
     @property
     def is_vgg16(self) -> bool:
-        """True when the encoder is VGG16's, or its first stages: VGG16 weights then fit."""
-        n = len(self.widths)
-        return self.widths == VGG16_WIDTHS[:n] and self.convs == VGG16_CONVS[:n]
+        """True when the encoder's first ``vgg_stages`` are VGG16's (its first stages, or all
+        of them): VGG16 weights then fit them."""
+        n = self.vgg_stages
+        return self.widths[:n] == VGG16_WIDTHS[:n] and self.convs[:n] == VGG16_CONVS[:n]
 
     @property
     def stride(self) -> int:
@@ -102,6 +131,26 @@ CONFIGS: dict[str, ModelConfig] = {
         feedback=True,
         propagation=True,
         frozen_trunk=True,
+    ),
+    # tiny's network on real features: its first two stages are VGG16's (conv1_1 to conv2_2
+    # and their pools, HED's weights, frozen), the three above them learnt at tiny's widths,
+    # with tiny's own initializer on the frame and its full-size mask, and tiny's three cues.
+    # An experiment, not shipped: as good as tiny on synthetic valid, worse on real video
+    # (benchmarks/results/vgg16-tiny-trial.json).
+    "vgg16-tiny": ModelConfig(
+        "vgg16-tiny",
+        (128, 224),
+        widths=(64, 128, 64, 96, 128),
+        convs=(2, 2, 2, 2, 2),
+        hidden=64,
+        decoder=(64, 48, 32, 16, 16),
+        skips=True,
+        feedback=True,
+        matching=True,
+        frozen_trunk=True,
+        learnt_stages=3,
+        init_widths=(16, 32, 64, 96, 128),
+        init_convs=(1, 1, 2, 2, 2),
     ),
     "tiny": ModelConfig(
         "tiny",

@@ -107,19 +107,26 @@ class S2S(nn.Module):
         feat = cfg.widths[-1]
         self.normalise = Normalise()
         # Encoder: x_t = ReLU(conv1x1(VGG16(frame_t)))                  (N, C, H/32, W/32)
-        self.encoder = vgg_features(cfg.widths, cfg.convs, 3)
+        # (with learnt_stages, a frozen VGG16's first stages and then learnt ones: encoder_top)
+        n = cfg.vgg_stages
+        self.encoder = vgg_features(cfg.widths[:n], cfg.convs[:n], 3)
+        self.encoder_top = vgg_features(cfg.widths[n:], cfg.convs[n:], cfg.widths[n - 1])
         self.encoder_out = nn.Sequential(nn.Conv2d(feat, cfg.hidden, 1), nn.ReLU(inplace=True))
         # Initializer: h0 = conv1x1(VGG16'(frame_0, mask_0)), c0 alike  (K, C, H/32, W/32)
         # A frozen trunk is shared instead: h0 = conv1x1(ReLU(conv3x3([VGG16(frame_0), mask_0])))
         if cfg.frozen_trunk:
             self.encoder.requires_grad_(False)
+        if self.shares_trunk:
             self.initializer = nn.Sequential(
                 nn.Conv2d(feat + 1, 2 * cfg.hidden, 3, padding=1), nn.ReLU(inplace=True)
             )
             init_width = 2 * cfg.hidden
-        else:
-            self.initializer = vgg_features(cfg.widths, cfg.convs, 4)
-            init_width = feat
+        else:  # the paper's, or on a frozen trunk one of its own (init_widths)
+            widths, convs = (
+                (cfg.init_widths, cfg.init_convs) if cfg.init_widths else (cfg.widths, cfg.convs)
+            )
+            self.initializer = vgg_features(widths, convs, 4)
+            init_width = widths[-1]
         self.init_h = nn.Conv2d(init_width, cfg.hidden, 1)
         self.init_c = nn.Conv2d(init_width, cfg.hidden, 1)
         # Memory: (h_t, c_t) = ConvLSTM(x_t, (h_{t-1}, c_{t-1}))
@@ -128,6 +135,12 @@ class S2S(nn.Module):
         self.build_cues()  # (before the decoder, as the shipped run's weights were drawn)
         self.decoder = self.build_decoder()
         self._init_weights()
+
+    @property
+    def shares_trunk(self) -> bool:
+        """True when the initializer reads the frozen trunk's map of the first frame (beside
+        its mask) instead of running a network of its own on the frame."""
+        return self.cfg.frozen_trunk and not self.cfg.init_widths
 
     def lstm_inputs(self) -> int:
         """Channels of the ConvLSTM's input: the encoder's features."""
@@ -145,7 +158,7 @@ class S2S(nn.Module):
         # He initialisation for the ReLU stacks, as torchvision's VGG does: PyTorch's default
         # shrinks the signal layer by layer, and from scratch the masks would barely reach the
         # output. The ConvLSTM keeps its default and its open forget gate.
-        parts = [self.encoder_out, self.initializer, self.decoder]
+        parts = [self.encoder_out, self.initializer, self.decoder, self.encoder_top]
         if not self.cfg.frozen_trunk:  # a frozen trunk gets pretrained weights (build_model)
             parts.append(self.encoder)
         for part in parts:
@@ -162,10 +175,11 @@ class S2S(nn.Module):
 
     def trunk(self, frames: Tensor) -> Tensor:
         """Frames ``(N, 3, H, W)`` -> the encoder's VGG features ``(N, C, H/2^S, W/2^S)``,
-        ``S`` stages (through `tap`); without gradients when the trunk is frozen (nothing there
-        learns)."""
+        ``S`` stages: a frozen trunk's through `tap` and without gradients (nothing there
+        learns), then any learnt stages above it."""
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.cfg.frozen_trunk):
-            return self.tap(self.encoder(self.normalise(frames)))
+            x = self.tap(self.encoder(self.normalise(frames)))
+        return self.encoder_top(x)
 
     def tap(self, x: Tensor) -> Tensor:
         """A frozen trunk's map ``(N, C, h, w)`` as the learnt layers read it: standardised per
@@ -183,7 +197,7 @@ class S2S(nn.Module):
         """``(h0, c0)`` from a frame ``(K, 3, H, W)`` and the object's mask ``(K, 1, H, W)``,
         each ``(K, C, H/2^S, W/2^S)``. A frozen trunk's map of the frame, if already computed,
         can be given as ``trunk`` ``(K, C_vgg, H/2^S, W/2^S)``."""
-        if self.cfg.frozen_trunk:
+        if self.shares_trunk:
             feat = self.trunk(frame) if trunk is None else trunk
             x = self.initializer(torch.cat([feat, resize_mask(mask, feat.shape[-2:])], dim=1))
         else:

@@ -125,19 +125,22 @@ class TrackingS2S(S2S):
         b, t = frames.shape[:2]
         x = self.normalise(frames.flatten(0, 1))
         maps, keys, pools = [], None, 0  # each stage's map, taken before or after its pool
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not cfg.frozen_trunk):
-            for layer in self.encoder:
-                pool = isinstance(layer, nn.MaxPool2d)
-                if pool:
-                    pools += 1
-                    if cfg.propagation and pools == 3:  # conv3_3, at 1/4
-                        keys = x
-                    if cfg.skips_before_pool:
-                        maps.append(self.tap(x))
-                x = layer(x)
-                if pool and cfg.skips and not cfg.skips_before_pool:
-                    maps.append(self.tap(x))
-            x = self.tap(x)
+        grad = torch.is_grad_enabled()
+        for part, frozen in ((self.encoder, cfg.frozen_trunk), (self.encoder_top, False)):
+            tap = self.tap if frozen else nn.Identity()  # a frozen trunk's maps standardised
+            with torch.set_grad_enabled(grad and not frozen):
+                for layer in part:
+                    pool = isinstance(layer, nn.MaxPool2d)
+                    if pool:
+                        pools += 1
+                        if cfg.propagation and pools == 3:  # conv3_3, at 1/4
+                            keys = x
+                        if cfg.skips_before_pool:
+                            maps.append(tap(x))
+                    x = layer(x)
+                    if pool and cfg.skips and not cfg.skips_before_pool:
+                        maps.append(tap(x))
+                x = tap(x)
         if keys is not None:
             keys = nn.functional.normalize(keys, dim=1)
         top = x.view(b, t, *x.shape[1:])
