@@ -38,7 +38,8 @@ class ModelConfig:
     match_dim: int = 32  # channels of the matching embedding
     # A frozen pretrained trunk: the encoder is VGG16's first ``len(widths)`` stages with
     # pretrained weights (`models.pretrained`), never trained; the initializer reads the
-    # trunk's features of the first frame beside its mask instead of running a second VGG16.
+    # trunk's features of the first frame beside its mask instead of running a second VGG16
+    # (unless it has one of its own: init_widths).
     frozen_trunk: bool = False
     # With a frozen trunk, how many of the last stages learn on top of it (at their own widths
     # in ``widths``/``convs``): the trunk is then VGG16's first ``len(widths) - learnt_stages``.
@@ -135,7 +136,7 @@ CONFIGS: dict[str, ModelConfig] = {
     # tiny's network on real features: its first two stages are VGG16's (conv1_1 to conv2_2
     # and their pools, HED's weights, frozen), the three above them learnt at tiny's widths,
     # with tiny's own initializer on the frame and its full-size mask, and tiny's three cues.
-    # An experiment, not shipped: as good as tiny on synthetic valid, worse on real video
+    # An experiment, not shipped: nearly as good as tiny on synthetic valid, worse on real video
     # (benchmarks/results/vgg16-tiny-trial.json).
     "vgg16-tiny": ModelConfig(
         "vgg16-tiny",

@@ -114,6 +114,7 @@ class S2S(nn.Module):
         self.encoder_out = nn.Sequential(nn.Conv2d(feat, cfg.hidden, 1), nn.ReLU(inplace=True))
         # Initializer: h0 = conv1x1(VGG16'(frame_0, mask_0)), c0 alike  (K, C, H/32, W/32)
         # A frozen trunk is shared instead: h0 = conv1x1(ReLU(conv3x3([VGG16(frame_0), mask_0])))
+        # unless the config gives the initializer stages of its own (init_widths)
         if cfg.frozen_trunk:
             self.encoder.requires_grad_(False)
         if self.shares_trunk:
