@@ -1,12 +1,12 @@
 """What shapes a network: `ModelConfig`, and the registry `CONFIGS` (``paper``, ``s2s-vgg16``,
-``tiny``).
+``tiny``, ``vgg16-tiny``).
 
 Plain data (no torch): commands that only read a config start fast.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 VGG16_WIDTHS = (64, 128, 256, 512, 512)
 VGG16_CONVS = (2, 2, 3, 3, 3)
@@ -133,26 +133,6 @@ CONFIGS: dict[str, ModelConfig] = {
         propagation=True,
         frozen_trunk=True,
     ),
-    # tiny's network on real features: its first two stages are VGG16's (conv1_1 to conv2_2
-    # and their pools, HED's weights, frozen), the three above them learnt at tiny's widths,
-    # with tiny's own initializer on the frame and its full-size mask, and tiny's three cues.
-    # An experiment, not shipped: nearly as good as tiny on synthetic valid, worse on real video
-    # (benchmarks/results/vgg16-tiny-trial.json).
-    "vgg16-tiny": ModelConfig(
-        "vgg16-tiny",
-        (128, 224),
-        widths=(64, 128, 64, 96, 128),
-        convs=(2, 2, 2, 2, 2),
-        hidden=64,
-        decoder=(64, 48, 32, 16, 16),
-        skips=True,
-        feedback=True,
-        matching=True,
-        frozen_trunk=True,
-        learnt_stages=3,
-        init_widths=(16, 32, 64, 96, 128),
-        init_convs=(1, 1, 2, 2, 2),
-    ),
     "tiny": ModelConfig(
         "tiny",
         (128, 224),
@@ -165,3 +145,19 @@ CONFIGS: dict[str, ModelConfig] = {
         matching=True,
     ),
 }
+# tiny's network on real features: its first two stages are VGG16's (conv1_1 to conv2_2 and
+# their pools, HED's weights, frozen), the three above them learnt at tiny's widths, with tiny's
+# own initializer on the frame and its full-size mask, and tiny's three cues. An experiment,
+# not shipped: nearly as good as tiny on synthetic valid, worse on real video
+# (benchmarks/results/vgg16-tiny-trial.json).
+_tiny = CONFIGS["tiny"]
+CONFIGS["vgg16-tiny"] = replace(
+    _tiny,
+    name="vgg16-tiny",
+    widths=VGG16_WIDTHS[:2] + _tiny.widths[2:],
+    convs=VGG16_CONVS[:2] + _tiny.convs[2:],
+    frozen_trunk=True,
+    learnt_stages=3,
+    init_widths=_tiny.widths,
+    init_convs=_tiny.convs,
+)
