@@ -8,7 +8,7 @@ from vostutorial.fast import nearest_in_window
 from vostutorial.metrics import jaccard
 from vostutorial.models.matching import WindowNeighbours, nearest, similarity, window
 from vostutorial.predictions import baseline_predictions
-from vostutorial.propagation import propagate_labels, propagate_step
+from vostutorial.propagation import propagate_labels, propagate_soft, propagate_step
 
 
 def colour_trunk() -> torch.nn.Module:
@@ -42,6 +42,21 @@ def test_each_pixel_takes_the_labels_of_its_most_similar_memory_cells():
     torch.testing.assert_close(out, shuffled)
     far = window(3, 4, radius=0)  # only the cell itself in reach
     assert far.sum() == 12 and far.diagonal().all()
+
+
+def test_soft_labels_share_each_pixel_and_their_argmax_is_the_label():
+    frames, ids = two_squares()
+    given = {1: (0, ids[0] == 1), 2: (3, ids[3] == 2)}
+    soft = propagate_soft(colour_trunk(), frames, given, size=(64, 96), radius=3)
+    assert soft.shape == (8, 3, 64, 96)  # background, then objects 1 and 2
+    torch.testing.assert_close(soft.sum(1), torch.ones(8, 64, 96))  # a share of one vote
+    assert soft[:3, 2].max() == 0  # object 2 has no share before its frame
+    labels = propagate_labels(colour_trunk(), frames, given, size=(64, 96), radius=3)
+    given_pixels = np.zeros(ids.shape, bool)
+    given_pixels[0], given_pixels[3] = ids[0] == 1, ids[3] == 2
+    best = soft.argmax(1).numpy().astype(np.uint8)  # channel j is object id j here
+    assert (best == labels)[~given_pixels].all()
+    assert (soft[4:, 1] > 0.5).numpy().sum() > 0.75 * (ids[4:] == 1).sum()
 
 
 def test_objects_are_followed_and_a_late_object_joins_on_its_frame():

@@ -56,7 +56,7 @@ def propagate_step(
 
 
 @torch.inference_mode()
-def propagate_labels(
+def propagate_soft(
     trunk: torch.nn.Module,
     frames: np.ndarray,
     given: dict[int, tuple[int, np.ndarray]],
@@ -66,9 +66,12 @@ def propagate_labels(
     radius: int = 12,
     recent: int = 2,
     fast: bool = True,
-) -> np.ndarray:
-    """Id maps ``(T, H, W)`` uint8 for a video ``(T, H, W, 3)`` from the given masks
-    ``{object_id: (frame, (H, W) bool)}``.
+) -> torch.Tensor:
+    """Soft labels ``(T, K + 1, H, W)`` of a video ``(T, H, W, 3)`` from the given masks
+    ``{object_id: (frame, (H, W) bool)}``: each pixel's share of the vote for background
+    (channel 0) and for the K objects in ascending id order, bilinearly resized to the
+    video's size; an object has none before its frame. `propagate_labels` takes their argmax;
+    an object's channel is also a probability map that can be merged with a model's.
 
     Features of ``trunk`` at input ``size``; each frame votes from the first frame and the
     ``recent`` frames before it (`propagate_step`). An object given on a later frame joins
@@ -94,8 +97,21 @@ def propagate_labels(
                 m = F.adaptive_avg_pool2d(m, (h, w)).flatten()
                 labels[t_now] *= 1 - m
                 labels[t_now, j] += m
-    up = F.interpolate(labels.view(t, -1, h, w), size=(hgt, wid), mode="bilinear")
-    out = np.concatenate([[0], ids]).astype(np.uint8)[up.argmax(1).numpy()]
+    return F.interpolate(labels.view(t, -1, h, w), size=(hgt, wid), mode="bilinear")
+
+
+def propagate_labels(
+    trunk: torch.nn.Module,
+    frames: np.ndarray,
+    given: dict[int, tuple[int, np.ndarray]],
+    **options: object,
+) -> np.ndarray:
+    """Id maps ``(T, H, W)`` uint8 for a video ``(T, H, W, 3)`` from the given masks
+    ``{object_id: (frame, (H, W) bool)}``: each pixel takes the most voted of background and
+    the objects (`propagate_soft`; ``options`` are its keywords), and the given masks are
+    kept as they are on their frames."""
+    soft = propagate_soft(trunk, frames, given, **options)
+    out = np.concatenate([[0], sorted(given)]).astype(np.uint8)[soft.argmax(1).numpy()]
     for oid, (t0, mask) in given.items():
         out[t0][mask] = oid
     return out
