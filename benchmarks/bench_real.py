@@ -1,10 +1,10 @@
 """Real video: copy-first, training-free label propagation, the model without and with online
-learning, on a DAVIS root.
+learning, and the model with label propagation's vote, on a DAVIS root.
 
 Everything goes through the kit's own commands, as a student would run them:
 ``vostutorial convert davis --heldout`` (DAVIS into the YouTube-VOS layout, first masks
 given), ``vostutorial baseline copy-first|label-propagation`` / ``vostutorial predict
-[--online-steps N]``, and
+[--online-steps N] [--propagation SHARE]``, and
 ``vostutorial evaluate --davis`` (DAVIS protocol: first and last frame not scored).
 
     python benchmarks/bench_real.py [DAVIS_ROOT] [--checkpoint PT] [--online-steps 25]
@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from vostutorial.inference import ONLINE_STEPS
+from vostutorial.inference import ONLINE_STEPS, VOTE_SHARE
 from vostutorial.paths import SHIPPED_CHECKPOINT, real_davis
 
 DEFAULT_ROOT = real_davis()
@@ -55,7 +55,7 @@ def main() -> int:
     p.add_argument("--keep", type=Path, help="write predictions here instead of a temp folder")
     p.add_argument("--json", type=Path, help="also write the figures here")
     p.add_argument("--only", nargs="+", type=int, metavar="ROW",
-                   help="run only these rows (1-4, in the table's order); with --json the "
+                   help="run only these rows (1-6, in the table's order); with --json the "
                         "other rows of an earlier run stay in the file")  # fmt: skip
     a = p.parse_args()
     if not (a.davis / "JPEGImages").is_dir():
@@ -76,6 +76,13 @@ def main() -> int:
             f"model + {a.online_steps} online steps": [
                 "predict", "--checkpoint", str(a.checkpoint),
                 "--online-steps", str(a.online_steps),
+            ],
+            f"model + label propagation ({VOTE_SHARE} of the vote)": [
+                "predict", "--checkpoint", str(a.checkpoint), "--propagation", str(VOTE_SHARE),
+            ],
+            f"model + {a.online_steps} online steps + label propagation": [
+                "predict", "--checkpoint", str(a.checkpoint),
+                "--online-steps", str(a.online_steps), "--propagation", str(VOTE_SHARE),
             ],
         }  # fmt: skip
         if a.only:

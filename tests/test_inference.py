@@ -6,7 +6,7 @@ import pytest
 import torch
 from helpers import run_kit
 
-from vostutorial import inference
+from vostutorial import inference, propagation
 from vostutorial.checkpoint import load_model
 from vostutorial.data import YTVOSSplit, read_mask
 from vostutorial.evaluate import evaluate_ytvos
@@ -20,6 +20,7 @@ from vostutorial.inference import (
     upsample,
 )
 from vostutorial.models import build_model
+from vostutorial.predictions import MARKER
 
 
 def _probs(*values):
@@ -227,3 +228,65 @@ def test_demo_writes_its_report(synth_root, weights, tmp_path, monkeypatch):
     assert "S2S, with online learning [1809.03327]" in table
     assert (data / "predictions" / "model-online").is_dir()  # inside the folder named
     assert list(out.glob("overlay_*.png"))
+
+
+def test_blend_vote_weighs_each_object_with_its_own_channel_of_the_vote():
+    rng = np.random.default_rng(0)
+    probs = {7: rng.random((3, 4, 6), np.float32), 3: rng.random((3, 4, 6), np.float32)}
+    vote = torch.softmax(torch.randn(3, 3, 8, 12), dim=1)  # background, object 3, object 7
+    out = inference.blend_vote(probs, vote, 0.25)
+    for oid, channel in ((3, 1), (7, 2)):  # channels follow ascending ids, not dict order
+        want = 0.75 * upsample(probs[oid], (8, 12)) + 0.25 * vote[:, channel].numpy()
+        np.testing.assert_allclose(out[oid], want, rtol=1e-6)
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        inference.blend_vote(probs, vote, 1.5)
+    with pytest.raises(ValueError, match="the vote has 1 objects, the model's maps 2"):
+        inference.blend_vote(probs, vote[:, :2], 0.5)
+
+
+def _one_object(synth_root):
+    valid = YTVOSSplit(synth_root, "valid")
+    sample = valid.read_video(next(iter(valid.videos)))
+    oid, first = next(iter(sample.first_masks.items()))
+    sample.first_masks = {oid: first}
+    return sample
+
+
+def test_predict_video_with_the_vote_runs_from_the_model_to_label_propagation(synth_root, weights):
+    model, sample = load_model(weights), _one_object(synth_root)
+    trunk = torch.nn.AvgPool2d(4)  # a stand-in for VGG16: a pixel's colour, at 1/4
+    alone = inference.predict_video(model, sample)
+    vote = propagation.propagate_soft(trunk, sample.frames, sample.first_masks)
+    blended = inference.blend_vote(inference.tuned_probs(model, sample), vote, 0.0)
+    assert (merge(blended, sample.first_masks) == alone).all()  # share 0: the model's labels
+    voted = inference.predict_video(model, sample, vote_share=1.0, trunk=trunk)
+    assert (voted == propagation.propagate_labels(trunk, sample.frames, sample.first_masks)).all()
+    half = inference.predict_video(model, sample, vote_share=0.5, trunk=trunk)
+    agree = alone == voted
+    assert (half[agree] == alone[agree]).all()  # where both say the same, so does their mean
+    assert (alone != voted).sum() > 100  # and the two disagree somewhere, so the test can fail
+
+
+def test_predict_split_records_the_vote_share(synth_root, weights, tmp_path, monkeypatch):
+    monkeypatch.setattr(inference, "feature_extractor", lambda: torch.nn.AvgPool2d(4))
+    out = tmp_path / "pred"
+    inference.predict_split(synth_root, "valid", weights, out, progress=False, vote_share=0.5)
+    assert json.loads((out / MARKER).read_text())["vote_share"] == 0.5
+    with pytest.raises(ValueError, match="vote_share"):  # the model alone is another run
+        inference.predict_split(synth_root, "valid", weights, out, progress=False)
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        inference.predict_split(synth_root, "valid", weights, out, vote_share=2.0)
+    run = run_kit("predict", "--data", synth_root, "--out", tmp_path / "p", "--propagation", "2")
+    assert run.returncode and "--propagation: must be between 0 and 1, not 2.0" in run.stderr
+
+
+def test_segment_clip_votes_from_the_mask_frame_on(synth_root, weights):
+    model, sample = load_model(weights), _one_object(synth_root)
+    oid, (t0, mask) = next(iter(sample.first_masks.items()))
+    frames, start = sample.frames, t0 + 2  # a mask painted on a later frame
+    painted = np.where(mask, oid, 0).astype(np.uint8)
+    trunk = torch.nn.AvgPool2d(4)
+    labels = inference.segment_clip(model, frames, painted, start, vote_share=1.0, trunk=trunk)
+    alone = propagation.propagate_labels(trunk, frames[start:], {oid: (0, mask)})
+    assert (labels[start:] == alone).all()  # propagation alone, started on the mask's frame
+    assert not labels[:start].any()  # frames before it stay empty

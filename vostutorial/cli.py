@@ -37,6 +37,17 @@ def _int_at_least(low: int) -> Callable[[str], int]:
     return parse
 
 
+def _share(text: str) -> float:
+    """An argparse type: a number between 0 and 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, not {text!r}") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, not {value}")
+    return value
+
+
 count = _int_at_least(0)  # video counts, online-learning steps
 positive = _int_at_least(1)  # steps, workers, threads
 
@@ -53,6 +64,28 @@ def add_threads(p: argparse.ArgumentParser) -> None:
         default=None,
         help="torch threads (default: OMP_NUM_THREADS, else the CPUs this process may use)",
     )
+
+
+def add_propagation(p: argparse.ArgumentParser) -> None:
+    """--propagation [SHARE], for the commands that run a model on videos."""
+    p.add_argument(
+        "--propagation",
+        type=_share,
+        nargs="?",
+        const=None,  # the flag alone: the kit's share (`vote_share`)
+        default=0.0,
+        metavar="SHARE",
+        help="average the model's maps with label propagation on HED's VGG16, which takes "
+        "SHARE of the vote (the flag alone: the kit's share, chosen on synthetic valid); "
+        "better on real video, several times slower",
+    )
+
+
+def vote_share(a: argparse.Namespace) -> float:
+    """The share --propagation asked for: none, the kit's (the flag alone) or the one given."""
+    from .inference import VOTE_SHARE
+
+    return VOTE_SHARE if a.propagation is None else a.propagation
 
 
 def synth_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -181,6 +214,7 @@ def cmd_predict(a: argparse.Namespace) -> int:
         overwrite=a.overwrite,
         all_frames=a.all_frames,
         short_side=a.short_side or PREDICT_SHORT_SIDE,
+        vote_share=vote_share(a),
     )
     print(f"wrote predictions for {a.data}/{a.split} to {out}")
     if a.zip:
@@ -215,8 +249,9 @@ def cmd_segment(a: argparse.Namespace) -> int:
     print(f"{a.video}: {len(clip.names)} frames at {clip.frames.shape[2]}x{clip.frames.shape[1]}")
     start, loss = clip.names.index(frame), training_loss(ckpt)
     labels = segment_clip(
-        model, clip.frames, mask, start, a.online_steps, loss, device=a.device, progress=not a.quiet
-    )
+        model, clip.frames, mask, start, a.online_steps, loss, device=a.device,
+        progress=not a.quiet, vote_share=vote_share(a),
+    )  # fmt: skip
     for name, ids in zip(clip.names, labels, strict=True):
         write_mask(out / f"{name}.png", ids)
     shown = overlay(clip.frames, labels)
@@ -474,6 +509,7 @@ def predict_parser(sub: argparse._SubParsersAction) -> None:
         help="segment each video scaled down to this shorter side (default: the kit's, which "
         "keeps 480p above 5 frames per second on 2 cores; larger is finer and slower)",
     )
+    add_propagation(p)
     p.add_argument(
         "--overwrite",
         action="store_true",
@@ -496,6 +532,7 @@ def segment_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", type=Path, required=True, help="folder for DIR/<frame>.png masks")
     p.add_argument("--online-steps", type=count, default=0, help="online learning steps")
+    add_propagation(p)
     p.add_argument("--gif", action="store_true", help="also write DIR/overlay.gif")
     p.add_argument("--mp4", action="store_true", help="also write DIR/overlay.mp4")
     p.add_argument(

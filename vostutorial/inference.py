@@ -25,6 +25,7 @@ from .predictions import (
     video_done,
     write_video_masks,
 )
+from .propagation import feature_extractor, propagate_soft
 from .resources import require_device
 
 # The model segments each video near the video's own size, not at its training crop: its
@@ -163,6 +164,34 @@ def soft_aggregate(p: np.ndarray, eps: float = 1e-6) -> np.ndarray:
     return odds / odds.sum(0, keepdims=True)
 
 
+# --- the model and label propagation together ----------------------------------------------
+# Label propagation's share when its vote is averaged with the model's probabilities
+# (`blend_vote`), chosen on synthetic valid among 0, 0.25, 0.5, 0.75 and 1
+# (benchmarks/bench_vote.py; README, Real video, has its figures). The two err differently:
+# the vote, on pretrained features, holds large objects whose look persists and loses small
+# fast ones; the model, which learnt to track synthetic shapes, does the opposite.
+VOTE_SHARE = 0.5
+
+
+def blend_vote(
+    probs: dict[int, np.ndarray], vote: torch.Tensor, vote_share: float = VOTE_SHARE
+) -> dict[int, np.ndarray]:
+    """Each object's probability ``(T, H, W)`` at the vote's size: ``1 - vote_share`` times
+    the model's ``probs`` ``{id: (T, h, w)}`` (bilinearly resized) plus ``vote_share`` times
+    the object's share of label propagation's vote ``(T, K + 1, H, W)`` (background first,
+    then the objects in ascending id order: `propagation.propagate_soft`)."""
+    if not 0 <= vote_share <= 1:
+        raise ValueError(f"vote_share must be between 0 and 1, not {vote_share}")
+    ids = sorted(probs)
+    if vote.shape[1] != len(ids) + 1:
+        raise ValueError(f"the vote has {vote.shape[1] - 1} objects, the model's maps {len(ids)}")
+    size = tuple(vote.shape[-2:])
+    return {
+        oid: (1 - vote_share) * upsample(probs[oid], size) + vote_share * vote[:, j].numpy()
+        for j, oid in enumerate(ids, 1)
+    }
+
+
 # --- online learning ------------------------------------------------------------------------
 # Online learning (the paper's OL) per video: steps, learning rate and clip length, chosen
 # together on synthetic valid (README, Speed: benchmarks/bench_online.py). On that split it is
@@ -243,13 +272,21 @@ def predict_video(
     device: str | torch.device = "cpu",
     fast: bool = True,
     short_side: int = PREDICT_SHORT_SIDE,
+    vote_share: float = 0.0,
+    trunk: torch.nn.Module | None = None,
     **online: object,
 ) -> np.ndarray:
     """One video's id maps ``(T, H, W)`` uint8 at its own resolution: ``online_steps`` of
     online learning on its given masks (``online``: more `finetune_online` keywords), then
     every object predicted at `predict_size` with ``short_side`` (`predict_objects`) and the
-    maps merged (`merge`)."""
+    maps merged (`merge`). A ``vote_share`` above 0 first averages the maps with label
+    propagation's vote on ``trunk``'s features (`blend_vote`; default trunk: HED's VGG16 up to
+    block 3, `propagation.feature_extractor`)."""
     probs = tuned_probs(model, sample, online_steps, loss, device, short_side=short_side, **online)
+    if vote_share:
+        trunk = trunk or feature_extractor()
+        vote = propagate_soft(trunk, sample.frames, sample.first_masks)
+        probs = blend_vote(probs, vote, vote_share)
     return merge(probs, sample.first_masks, merge_method, sample.frames.shape[1:3], fast=fast)
 
 
@@ -298,6 +335,8 @@ def segment_clip(
     device: str | torch.device = "cpu",
     return_probs: bool = False,
     progress: bool = False,
+    vote_share: float = 0.0,
+    trunk: torch.nn.Module | None = None,
 ) -> np.ndarray | tuple[np.ndarray, dict[int, np.ndarray]]:
     """Every frame's id map ``(T, H, W)`` uint8 of a clip ``(T, H, W, 3)`` whose objects are
     given by ``mask`` ``(H, W)`` ids on frame ``mask_frame``. The model starts there: for S2S
@@ -305,7 +344,9 @@ def segment_clip(
     corrected mask on a later frame is a fresh start from the correction. Frames before
     ``mask_frame`` keep ``before`` (the earlier run's labels) or stay empty. With
     ``return_probs`` also each object's probability maps ``{id: (T, h, w)}`` at the model's
-    size (`predict_objects`), from which `video.object_curves` reads the model's confidence."""
+    size (`predict_objects`), from which `video.object_curves` reads the model's confidence.
+    A ``vote_share`` above 0 averages them with label propagation's vote from ``mask_frame``
+    on (`blend_vote`, as `predict_video` does; the maps are then at the clip's size)."""
     t = len(frames)
     if not 0 <= mask_frame < t:
         raise ValueError(f"mask frame {mask_frame} is outside the clip's {t} frames")
@@ -320,6 +361,12 @@ def segment_clip(
         dict.fromkeys(ids, "object"),
     )
     probs = tuned_probs(model, sample, online_steps, loss, device, progress)
+    if vote_share:  # propagation starts where the mask is: earlier frames are not its memory
+        given = {oid: (0, m) for oid, (_, m) in sample.first_masks.items()}
+        trunk = trunk or feature_extractor()
+        vote = propagate_soft(trunk, frames[mask_frame:], given, progress=progress)
+        vote = F.pad(vote, (0, 0, 0, 0, 0, 0, mask_frame, 0))  # nothing before the mask's frame
+        probs = blend_vote(probs, vote, vote_share)
     labels = merge(probs, sample.first_masks, fast=True)
     if before is not None:
         labels[:mask_frame] = before[:mask_frame]
@@ -339,6 +386,7 @@ def predict_split(
     fast: bool = True,
     all_frames: bool = False,
     short_side: int = PREDICT_SHORT_SIDE,
+    vote_share: float = 0.0,
 ) -> Path:
     """Predict every video of ``root/split`` into ``out`` in the submission layout.
 
@@ -351,10 +399,13 @@ def predict_split(
     finished; other settings are refused unless ``overwrite`` (`predictions.open_predictions`).
     Every file is written atomically. ``fast`` runs the CPU speed-ups of `vostutorial.fast`
     (the same labels). The model segments each video at `predict_size` with ``short_side``.
-    Returns ``out``.
+    A ``vote_share`` above 0 averages its maps with label propagation's vote on HED's VGG16
+    (`blend_vote`; `VOTE_SHARE` is the kit's choice). Returns ``out``.
     """
     if online_steps < 0:
         raise ValueError(f"online_steps must be 0 or more, not {online_steps}")
+    if not 0 <= vote_share <= 1:
+        raise ValueError(f"vote_share must be between 0 and 1, not {vote_share}")
     if merge_method not in ("argmax", "threshold", "soft"):
         raise ValueError(f"unknown merge method {merge_method!r}; use argmax, threshold or soft")
     require_device(device)
@@ -368,6 +419,7 @@ def predict_split(
     model, loss = model_from_checkpoint(ckpt, device, checkpoint), training_loss(ckpt)
     if fast:
         model = speed_up(model)
+    trunk = feature_extractor() if vote_share else None  # before the long part: may fail
     out = Path(out)
     producer = {
         "method": "s2s",
@@ -376,6 +428,7 @@ def predict_split(
         "merge": merge_method,
         "short_side": short_side,
         **({"all_frames": True} if all_frames else {}),  # older folders keep their tag
+        **({"vote_share": vote_share} if vote_share else {}),
         **ds.identity(),
     }
     with open_predictions(out, producer, overwrite) as tag:
@@ -383,8 +436,9 @@ def predict_split(
         for video in tqdm(todo, desc="predict", unit="video", disable=not progress):
             sample = ds.read_video_all_frames(video) if all_frames else ds.read_video(video)
             labels = predict_video(
-                model, sample, online_steps, loss, merge_method, device, fast, short_side
-            )
+                model, sample, online_steps, loss, merge_method, device, fast, short_side,
+                vote_share, trunk,
+            )  # fmt: skip
             names = sample.frame_names
             if all_frames:  # the network saw every frame; the stored ones are written
                 stored = set(ds.videos[video].frames)

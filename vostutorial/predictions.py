@@ -105,7 +105,10 @@ def open_predictions(
         except ValueError:
             saved = {}
         if saved != producer and not overwrite:
-            diff = {k: (saved.get(k), v) for k, v in producer.items() if saved.get(k) != v}
+            keys = {**saved, **producer}  # a setting only one of them has differs too
+            diff = {
+                k: (saved.get(k), producer.get(k)) for k in keys if saved.get(k) != producer.get(k)
+            }
             raise ValueError(
                 f"{pred_dir}: holds predictions made with other settings {diff} (there, now); "
                 "pass --overwrite to replace them, or choose another --out"

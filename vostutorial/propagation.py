@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 from torch.nn import functional as F
+from tqdm.auto import tqdm
 
 from .fast import TiledNeighbours
 from .models.matching import WindowNeighbours, vote
@@ -66,6 +67,7 @@ def propagate_soft(
     radius: int = 12,
     recent: int = 2,
     fast: bool = True,
+    progress: bool = False,
 ) -> torch.Tensor:
     """Soft labels ``(T, K + 1, H, W)`` of a video ``(T, H, W, 3)`` from the given masks
     ``{object_id: (frame, (H, W) bool)}``: each pixel's share of the vote for background
@@ -76,17 +78,19 @@ def propagate_soft(
     Features of ``trunk`` at input ``size``; each frame votes from the first frame and the
     ``recent`` frames before it (`propagate_step`). An object given on a later frame joins
     there: its mask is written into that frame's labels, which then serve as memory.
-    ``fast`` finds the same neighbours tile by tile (`fast.TiledNeighbours`)."""
+    ``fast`` finds the same neighbours tile by tile (`fast.TiledNeighbours`); ``progress``
+    shows a bar per frame."""
     t, hgt, wid = frames.shape[:3]
     ids = sorted(given)
-    feats = frame_features(trunk, frames, size)
-    _, _, h, w = feats.shape
+    feats = [frame_features(trunk, frames[:1], size)[0]]  # (C, h, w) per frame, when needed
+    _, h, w = feats[0].shape
     neighbours = (TiledNeighbours if fast else WindowNeighbours)(radius, k, temperature)
     labels = torch.zeros(t, len(ids) + 1, h * w)  # soft labels per frame, background first
-    for t_now in range(t):
+    for t_now in tqdm(range(t), desc="propagate", unit="frame", disable=not progress):
         if t_now == 0:
             labels[0, 0] = 1.0  # background, until a given mask says otherwise
         else:  # the first frame and the `recent` ones before this one
+            feats.append(frame_features(trunk, frames[t_now : t_now + 1], size)[0])
             remembered = sorted({0, *range(max(0, t_now - recent), t_now)})
             memory = [(feats[i], labels[i]) for i in remembered]
             labels[t_now] = propagate_step(feats[t_now], memory, neighbours)
@@ -112,6 +116,7 @@ def propagate_labels(
     kept as they are on their frames."""
     soft = propagate_soft(trunk, frames, given, **options)
     out = np.concatenate([[0], sorted(given)]).astype(np.uint8)[soft.argmax(1).numpy()]
-    for oid, (t0, mask) in given.items():
+    for oid, (t0, mask) in given.items():  # its frame shows the given mask, no more, no less
+        out[t0][out[t0] == oid] = 0
         out[t0][mask] = oid
     return out
