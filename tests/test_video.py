@@ -11,7 +11,8 @@ from PIL import Image
 from vostutorial.checkpoint import load_model
 from vostutorial.cli import main
 from vostutorial.data import read_mask, write_mask
-from vostutorial.inference import segment_clip
+from vostutorial.fast import speed_up
+from vostutorial.inference import VOTE_SHARE, segment_clip
 from vostutorial.paths import real_davis
 from vostutorial.video import read_clip, read_first_mask
 
@@ -152,6 +153,24 @@ def test_segment_writes_every_frame_and_a_correction_keeps_the_frames_before(
     assert (out / "00007.png").exists() and (out / "notes.txt").read_text() == "mine"
     manifest = json.loads((out / ".vostutorial-files.json").read_text())
     assert "notes.txt" not in manifest and "00000.png" in manifest
+
+
+def test_segment_with_propagation_runs_the_blend_from_the_mask_frame(tmp_path, weights):
+    frames, ids = _frames(t=6)
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i, f in enumerate(frames):
+        Image.fromarray(f).save(folder / f"{i:03d}.jpg", quality=95)
+    write_mask(tmp_path / "m.png", ids[1])
+    out = tmp_path / "out"
+    run_kit("segment", folder, "--mask", tmp_path / "m.png", "--mask-frame", "1", "--out", out,
+            "--checkpoint", weights, "--propagation", check=True)  # fmt: skip
+    masks = np.stack([read_mask(out / f"{i:05d}.png") for i in range(6)])
+    model, clip = speed_up(load_model(weights)), read_clip(folder)
+    blended = segment_clip(model, clip.frames, ids[1], 1, vote_share=VOTE_SHARE)
+    np.testing.assert_array_equal(masks, blended)  # the flag alone: the kit's share
+    alone = segment_clip(model, clip.frames, ids[1], 1)
+    assert (alone != blended).any()  # and the vote changed the masks
 
 
 def test_the_mask_editor_paints_erases_fills_and_undoes():
