@@ -78,6 +78,17 @@ WRONG = {
     "my_soft_aggregate": lambda p: (lambda q: q / q.sum(0, keepdims=True))(
         np.concatenate([np.prod(1 - p, axis=0, keepdims=True), p])
     ),  # probabilities, not odds
+    "my_blend": (
+        lambda probs, vote, s: {  # the share on the wrong side
+            o: s * probs[o] + (1 - s) * vote[:, j] for j, o in enumerate(sorted(probs), 1)
+        },
+        lambda probs, vote, s: {  # the background channel taken for the first object
+            o: (1 - s) * probs[o] + s * vote[:, j] for j, o in enumerate(sorted(probs))
+        },
+        lambda probs, vote, s: {  # channels in the dict's order, not ascending ids
+            o: (1 - s) * probs[o] + s * vote[:, j] for j, o in enumerate(probs, 1)
+        },
+    ),
     "my_override": (
         lambda labels, given: (
             [labels.__setitem__((slice(None), m), oid) for oid, (t, m) in given.items()] and labels

@@ -194,6 +194,31 @@ def check_soft_aggregate(fn: Callable) -> int:
 
 
 @exercise
+def check_blend(fn: Callable) -> int:
+    """``fn(probs {id: (T, H, W)}, vote (T, K + 1, H, W), s) -> {id: (T, H, W)}``: each
+    object's ``(1 - s) p + s q``, ``q`` its channel of the vote (background first, then the
+    objects in ascending id order)."""
+    vote = np.array([[[[0.3]], [[0.7]]]])  # T=1, background 0.3, the object 0.7, one pixel
+    got = fn({4: np.array([[[0.2]]])}, vote, 0.25)
+    assert set(got) == {4}, f"got objects {sorted(got)}, expected the model's, [4]"
+    what = "p 0.2, the vote 0.7, s 0.25"
+    if np.allclose(got[4], 0.575):
+        raise AssertionError(f"{what}: s is the vote's share, so the model weighs 1 - s = 0.75")
+    if np.allclose(got[4], 0.225):
+        raise AssertionError(f"{what}: channel 0 of the vote is background; the object is 1")
+    _close(got[4], [[[0.75 * 0.2 + 0.25 * 0.7]]], what)
+    # two objects whose dict lists 9 before 2: channel 1 is object 2 (ascending ids)
+    vote = np.array([[[[0.2]], [[0.1]], [[0.7]]]])
+    got = fn({9: np.array([[[0.0]]]), 2: np.array([[[0.0]]])}, vote, 1.0)
+    assert np.allclose(got[9], 0.7) and np.allclose(got[2], 0.1), (
+        f"s = 1, so each object is its share of the vote: object 2 gets channel 1 (0.1), object "
+        f"9 channel 2 (0.7), in ascending id order, not the dict's; got 2: {np.ravel(got[2])}, "
+        f"9: {np.ravel(got[9])}"
+    )
+    return 2
+
+
+@exercise
 def check_override(fn: Callable) -> int:
     """``fn(labels (T, H, W), given {id: (t, mask)}) -> labels`` where, on its given frame,
     each object is exactly its given mask; other frames untouched."""
