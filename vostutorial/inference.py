@@ -179,7 +179,10 @@ def blend_vote(
     """Each object's probability ``(T, H, W)`` at the vote's size: ``1 - vote_share`` times
     the model's ``probs`` ``{id: (T, h, w)}`` (bilinearly resized) plus ``vote_share`` times
     the object's share of label propagation's vote ``(T, K + 1, H, W)`` (background first,
-    then the objects in ascending id order: `propagation.propagate_soft`)."""
+    then the objects in ascending id order: `propagation.propagate_soft`). Only the objects'
+    channels are blended: `merge` then takes background as ``prod_k (1 - p_k)``, so with
+    several objects ``vote_share = 1`` need not give the vote's own argmax (with one it
+    does: background is then ``1 - q``)."""
     if not 0 <= vote_share <= 1:
         raise ValueError(f"vote_share must be between 0 and 1, not {vote_share}")
     ids = sorted(probs)
