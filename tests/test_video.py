@@ -122,14 +122,19 @@ def test_segment_answers_bad_clips_and_masks_with_one_line(tmp_path, capsys, wei
     assert not (tmp_path / "out").exists()  # nothing written by a refused run
 
 
+def _jpeg_folder(folder, frames):
+    """``frames`` ``(T, H, W, 3)`` as ``folder/000.jpg, 001.jpg, ...``: a clip as frames."""
+    folder.mkdir()
+    for i, f in enumerate(frames):
+        Image.fromarray(f).save(folder / f"{i:03d}.jpg", quality=95)
+    return folder
+
+
 def test_segment_writes_every_frame_and_a_correction_keeps_the_frames_before(
     tmp_path, capsys, weights
 ):
     frames, ids = _frames(t=8)
-    folder = tmp_path / "frames"
-    folder.mkdir()
-    for i, f in enumerate(frames):
-        Image.fromarray(f).save(folder / f"{i:03d}.jpg", quality=95)
+    folder = _jpeg_folder(tmp_path / "frames", frames)
     write_mask(tmp_path / "m.png", ids[2])
     out = tmp_path / "out"
     r = run_kit("segment", folder, "--mask", tmp_path / "m.png", "--mask-frame", "2", "--out", out,
@@ -157,10 +162,7 @@ def test_segment_writes_every_frame_and_a_correction_keeps_the_frames_before(
 
 def test_segment_with_propagation_runs_the_blend_from_the_mask_frame(tmp_path, weights):
     frames, ids = _frames(t=6)
-    folder = tmp_path / "frames"
-    folder.mkdir()
-    for i, f in enumerate(frames):
-        Image.fromarray(f).save(folder / f"{i:03d}.jpg", quality=95)
+    folder = _jpeg_folder(tmp_path / "frames", frames)
     write_mask(tmp_path / "m.png", ids[1])
     out = tmp_path / "out"
     run_kit("segment", folder, "--mask", tmp_path / "m.png", "--mask-frame", "1", "--out", out,
