@@ -56,6 +56,12 @@ def test_soft_labels_share_each_pixel_and_their_argmax_is_the_label():
     given_pixels[0], given_pixels[3] = ids[0] == 1, ids[3] == 2
     best = soft.argmax(1).numpy().astype(np.uint8)  # channel j is object id j here
     assert (best == labels)[~given_pixels].all()
+    # on its given frame an object is exactly its mask, even a hole in it that the vote's
+    # cells (4x4 pixels here, 15 of 16 of it object) fill
+    mask = ids[0] == 1
+    mask[17, 17] = False
+    labels = propagate_labels(colour_trunk(), frames, {1: (0, mask)}, size=(64, 96), radius=3)
+    assert (labels[0] == np.where(mask, 1, 0)).all()
     assert (soft[4:, 1] > 0.5).numpy().sum() > 0.75 * (ids[4:] == 1).sum()
 
 

@@ -195,6 +195,27 @@ def blend_vote(
     }
 
 
+def with_vote(
+    probs: dict[int, np.ndarray],
+    frames: np.ndarray,
+    given: dict[int, tuple[int, np.ndarray]],
+    vote_share: float = VOTE_SHARE,
+    trunk: torch.nn.Module | None = None,
+    start: int = 0,
+    progress: bool = False,
+) -> dict[int, np.ndarray]:
+    """The model's ``probs`` ``{id: (T, h, w)}`` of a video ``(T, H, W, 3)`` blended
+    (`blend_vote`) with label propagation's vote on ``trunk``'s features (default: HED's VGG16
+    to block 3, `propagation.feature_extractor`), run from frame ``start`` on with the
+    ``given`` masks ``{id: (frame, (H, W) bool)}``: earlier frames are not its memory and get
+    no vote. Returns ``{id: (T, H, W)}``."""
+    given = {oid: (t - start, mask) for oid, (t, mask) in given.items()}
+    trunk = trunk or feature_extractor()
+    vote = propagate_soft(trunk, frames[start:], given, progress=progress)
+    vote = F.pad(vote, (0, 0, 0, 0, 0, 0, start, 0))  # (T, K + 1, H, W), zero before start
+    return blend_vote(probs, vote, vote_share)
+
+
 # --- online learning ------------------------------------------------------------------------
 # Online learning (the paper's OL) per video: steps, learning rate and clip length, chosen
 # together on synthetic valid (README, Speed: benchmarks/bench_online.py). On that split it is
@@ -283,13 +304,10 @@ def predict_video(
     online learning on its given masks (``online``: more `finetune_online` keywords), then
     every object predicted at `predict_size` with ``short_side`` (`predict_objects`) and the
     maps merged (`merge`). A ``vote_share`` above 0 first averages the maps with label
-    propagation's vote on ``trunk``'s features (`blend_vote`; default trunk: HED's VGG16 up to
-    block 3, `propagation.feature_extractor`)."""
+    propagation's vote on ``trunk``'s features (`with_vote`)."""
     probs = tuned_probs(model, sample, online_steps, loss, device, short_side=short_side, **online)
     if vote_share:
-        trunk = trunk or feature_extractor()
-        vote = propagate_soft(trunk, sample.frames, sample.first_masks)
-        probs = blend_vote(probs, vote, vote_share)
+        probs = with_vote(probs, sample.frames, sample.first_masks, vote_share, trunk)
     return merge(probs, sample.first_masks, merge_method, sample.frames.shape[1:3], fast=fast)
 
 
@@ -349,7 +367,7 @@ def segment_clip(
     ``return_probs`` also each object's probability maps ``{id: (T, h, w)}`` at the model's
     size (`predict_objects`), from which `video.object_curves` reads the model's confidence.
     A ``vote_share`` above 0 averages them with label propagation's vote from ``mask_frame``
-    on (`blend_vote`, as `predict_video` does; the maps are then at the clip's size)."""
+    on (`with_vote`; the maps are then at the clip's size)."""
     t = len(frames)
     if not 0 <= mask_frame < t:
         raise ValueError(f"mask frame {mask_frame} is outside the clip's {t} frames")
@@ -364,12 +382,10 @@ def segment_clip(
         dict.fromkeys(ids, "object"),
     )
     probs = tuned_probs(model, sample, online_steps, loss, device, progress)
-    if vote_share:  # propagation starts where the mask is: earlier frames are not its memory
-        given = {oid: (0, m) for oid, (_, m) in sample.first_masks.items()}
-        trunk = trunk or feature_extractor()
-        vote = propagate_soft(trunk, frames[mask_frame:], given, progress=progress)
-        vote = F.pad(vote, (0, 0, 0, 0, 0, 0, mask_frame, 0))  # nothing before the mask's frame
-        probs = blend_vote(probs, vote, vote_share)
+    if vote_share:  # propagation starts where the mask is
+        probs = with_vote(
+            probs, frames, sample.first_masks, vote_share, trunk, mask_frame, progress
+        )
     labels = merge(probs, sample.first_masks, fast=True)
     if before is not None:
         labels[:mask_frame] = before[:mask_frame]

@@ -38,8 +38,7 @@ def frame_features(
     x = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
     mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
-    feats = [trunk((x[i : i + 4] - mean) / std) for i in range(0, len(x), 4)]
-    return F.normalize(torch.cat(feats), dim=1)
+    return F.normalize(trunk((x - mean) / std), dim=1)
 
 
 def propagate_step(
