@@ -7,7 +7,7 @@ from helpers import write_split
 
 from vostutorial.cli import main
 from vostutorial.data import YTVOSSplit, write_image, write_mask
-from vostutorial.evaluate import evaluate_davis, evaluate_ytvos
+from vostutorial.evaluate import coverage, evaluate_davis, evaluate_ytvos, score_video
 from vostutorial.metrics import f_measure, jaccard, statistics
 from vostutorial.predictions import (
     baseline_copy_first,
@@ -249,3 +249,22 @@ def test_reference_rows_are_attributed_and_their_overall_is_their_mean():
         cells = markdown_table({name: row}).splitlines()[-1].split("|")[2:-1]
         overall, *four = (float(c) for c in cells)
         assert abs(overall - sum(four) / 4) < 6e-4, name  # rounding of the printed mean only
+
+
+def test_coverage_tells_a_spilling_map_from_a_lost_object():
+    gt = np.zeros((3, 20, 20), np.uint8)
+    gt[:2, 5:15, 5:15] = 1  # a 100-pixel object on frames 0 and 1, gone on frame 2
+    pred = np.zeros_like(gt)
+    pred[0, 5:13, 5:15] = 1  # 80 of its pixels ...
+    pred[0, 0:3, 0:10] = 1  # ... and 30 elsewhere
+    pred[1, 5:15, 5:15] = 1  # all of it ...
+    pred[1, 15:20, 0:20] = 1  # ... and a spill as large as the object
+    pred[2, 0:4, 0:4] = 1
+    inside, outside = coverage(pred, gt, 1)
+    np.testing.assert_allclose(inside[:2], [0.8, 1.0])  # in units of the object, not the map
+    np.testing.assert_allclose(outside[:2], [0.3, 1.0])
+    assert np.isnan(inside[2]) and np.isnan(outside[2])  # no object, no size to measure in
+    # frame 1 keeps the whole object, yet J halves: the spill, not a miss
+    j, _ = score_video(pred[:2], gt[:2], {1: 0}, score_first=True)[1]
+    np.testing.assert_allclose(j, [80 / 130, 0.5])
+    assert np.isnan(coverage(pred, gt, 2)[0]).all()  # an id nowhere: NaN on every frame

@@ -94,6 +94,21 @@ def score_video(
     return scores
 
 
+def coverage(pred: np.ndarray, gt: np.ndarray, oid: int) -> tuple[np.ndarray, np.ndarray]:
+    """Where one object's predicted pixels lie, per frame of ``(T, H, W)`` id maps, both in
+    units of the object's true size ``|G|``: the share of the object they cover,
+    ``|P & G| / |G|``, and how much they paint outside it, ``|P - G| / |G|`` (NaN on frames
+    without the object). J, ``|P & G| / |P | G|``, mixes the two: J falling while the cover
+    stays high is a map spilling onto something else, not a lost object. Returns two ``(T,)``
+    arrays."""
+    p, g = pred == oid, gt == oid
+    size = g.sum(axis=(1, 2)).astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inside = np.where(size > 0, (p & g).sum(axis=(1, 2)) / size, np.nan)
+        outside = np.where(size > 0, (p & ~g).sum(axis=(1, 2)) / size, np.nan)
+    return inside, outside
+
+
 def _run(
     fn: Callable,
     jobs: list,
