@@ -7,7 +7,13 @@ from helpers import write_split
 
 from vostutorial.cli import main
 from vostutorial.data import YTVOSSplit, write_image, write_mask
-from vostutorial.evaluate import coverage, evaluate_davis, evaluate_ytvos, score_video
+from vostutorial.evaluate import (
+    coverage,
+    evaluate_davis,
+    evaluate_ytvos,
+    pixel_shares,
+    score_video,
+)
 from vostutorial.metrics import f_measure, jaccard, statistics
 from vostutorial.predictions import (
     baseline_copy_first,
@@ -268,3 +274,19 @@ def test_coverage_tells_a_spilling_map_from_a_lost_object():
     j, _ = score_video(pred[:2], gt[:2], {1: 0}, score_first=True)[1]
     np.testing.assert_allclose(j, [80 / 130, 0.5])
     assert np.isnan(coverage(pred, gt, 2)[0]).all()  # an id nowhere: NaN on every frame
+
+
+def test_pixel_shares_say_which_id_took_an_objects_pixels():
+    gt = np.zeros((2, 10, 10), np.uint8)
+    gt[:, 0:5, :] = 3  # 50 pixels of object 3 on both frames
+    pred = np.zeros_like(gt)
+    pred[0, 0:3, :] = 3  # frame 0: 30 kept ...
+    pred[0, 3:4, :] = 1  # ... 10 taken by object 1, 10 left to background
+    pred[1, 0:5, :] = 1  # frame 1: all 50 taken by object 1
+    pred[:, 8:10, :] = 3  # object 3 painted elsewhere too: no share of its true pixels
+    shares = pixel_shares(pred, gt, 3)
+    assert sorted(shares) == [0, 1, 3]
+    np.testing.assert_allclose(shares[3], [0.6, 0.0])
+    np.testing.assert_allclose(shares[1], [0.2, 1.0])
+    np.testing.assert_allclose(shares[0], [0.2, 0.0])
+    np.testing.assert_allclose(shares[3], coverage(pred, gt, 3)[0])  # its own share: its cover

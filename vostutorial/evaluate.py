@@ -109,6 +109,20 @@ def coverage(pred: np.ndarray, gt: np.ndarray, oid: int) -> tuple[np.ndarray, np
     return inside, outside
 
 
+def pixel_shares(pred: np.ndarray, gt: np.ndarray, oid: int) -> dict[int, np.ndarray]:
+    """Where one object's true pixels went, per frame of ``(T, H, W)`` id maps: ``{predicted
+    id: (T,) share of the object's pixels given that id}``, 0 for background, each id that
+    got any (NaN on frames without the object). A low J with most pixels under another id is
+    a swap or a merge, not a miss."""
+    g = gt == oid
+    size = g.sum(axis=(1, 2)).astype(np.float64)
+    shares = {}
+    for k in np.unique(pred[g]).tolist():
+        with np.errstate(divide="ignore", invalid="ignore"):
+            shares[k] = np.where(size > 0, ((pred == k) & g).sum(axis=(1, 2)) / size, np.nan)
+    return shares
+
+
 def _run(
     fn: Callable,
     jobs: list,
