@@ -94,6 +94,13 @@ def score_video(
     return scores
 
 
+def _in_object_units(pixels: np.ndarray, size: np.ndarray) -> np.ndarray:
+    """Per frame, the count of ``pixels`` ``(T, H, W)`` bool over the object's size ``(T,)``;
+    NaN on frames without the object."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(size > 0, pixels.sum(axis=(1, 2)) / size, np.nan)
+
+
 def coverage(pred: np.ndarray, gt: np.ndarray, oid: int) -> tuple[np.ndarray, np.ndarray]:
     """Where one object's predicted pixels lie, per frame of ``(T, H, W)`` id maps, both in
     units of the object's true size ``|G|``: the share of the object they cover,
@@ -102,11 +109,8 @@ def coverage(pred: np.ndarray, gt: np.ndarray, oid: int) -> tuple[np.ndarray, np
     stays high is a map spilling onto something else, not a lost object. Returns two ``(T,)``
     arrays."""
     p, g = pred == oid, gt == oid
-    size = g.sum(axis=(1, 2)).astype(np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        inside = np.where(size > 0, (p & g).sum(axis=(1, 2)) / size, np.nan)
-        outside = np.where(size > 0, (p & ~g).sum(axis=(1, 2)) / size, np.nan)
-    return inside, outside
+    size = g.sum(axis=(1, 2))
+    return _in_object_units(p & g, size), _in_object_units(p & ~g, size)
 
 
 def pixel_shares(pred: np.ndarray, gt: np.ndarray, oid: int) -> dict[int, np.ndarray]:
@@ -115,12 +119,8 @@ def pixel_shares(pred: np.ndarray, gt: np.ndarray, oid: int) -> dict[int, np.nda
     got any (NaN on frames without the object). A low J with most pixels under another id is
     a swap or a merge, not a miss."""
     g = gt == oid
-    size = g.sum(axis=(1, 2)).astype(np.float64)
-    shares = {}
-    for k in np.unique(pred[g]).tolist():
-        with np.errstate(divide="ignore", invalid="ignore"):
-            shares[k] = np.where(size > 0, ((pred == k) & g).sum(axis=(1, 2)) / size, np.nan)
-    return shares
+    size = g.sum(axis=(1, 2))
+    return {k: _in_object_units((pred == k) & g, size) for k in np.unique(pred[g]).tolist()}
 
 
 def _run(
