@@ -118,3 +118,33 @@ def test_fast_propagation_labels_the_video_as_the_plain_one():
 def test_an_unknown_baseline_is_named(synth_root, tmp_path):
     with pytest.raises(ValueError, match="label-propagation"):
         baseline_predictions(synth_root, "valid", tmp_path / "p", method="nearest")
+
+
+def test_a_long_clip_keeps_only_the_remembered_frames_features():
+    import gc
+    import weakref
+
+    from vostutorial import propagation
+
+    frames, ids = two_squares(t=12)
+    made, alive = [], []  # a weak reference to every frame's features, how many live per call
+    extract = propagation.frame_features
+
+    def counting(trunk, x, size):
+        gc.collect()
+        alive.append(sum(r() is not None for r in made))
+        feats = extract(trunk, x, size)[0]  # the (C, h, w) map that propagate_soft keeps
+        made.append(weakref.ref(feats))
+        return [feats]  # indexed [0] as the real one is
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(propagation, "frame_features", counting)
+    try:
+        soft = propagate_soft(colour_trunk(), frames, {1: (0, ids[0] == 1)}, recent=2)
+    finally:
+        mp.undo()
+    assert len(made) == 12  # one per frame, each computed once
+    # when a frame's features are made, at most frame 0, the 2 before it and the one that just
+    # left the memory are held (all 11 earlier ones if none were dropped)
+    assert max(alive) == 1 + 2 + 1, alive
+    torch.testing.assert_close(soft, propagate_soft(colour_trunk(), frames, {1: (0, ids[0] == 1)}))

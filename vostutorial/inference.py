@@ -210,7 +210,7 @@ def with_vote(
     ``given`` masks ``{id: (frame, (H, W) bool)}``: earlier frames are not its memory and get
     no vote. Returns ``{id: (T, H, W)}``."""
     given = {oid: (t - start, mask) for oid, (t, mask) in given.items()}
-    trunk = trunk or feature_extractor()
+    trunk = feature_extractor() if trunk is None else trunk
     vote = propagate_soft(trunk, frames[start:], given, progress=progress)
     vote = F.pad(vote, (0, 0, 0, 0, 0, 0, start, 0))  # (T, K + 1, H, W), zero before start
     return blend_vote(probs, vote, vote_share)

@@ -81,7 +81,9 @@ def propagate_soft(
     shows a bar per frame."""
     t, hgt, wid = frames.shape[:3]
     ids = sorted(given)
-    feats = [frame_features(trunk, frames[:1], size)[0]]  # (C, h, w) per frame, when needed
+    # (C, h, w) per frame, computed when its turn comes and dropped once out of the memory:
+    # a long clip holds 1 + recent + 1 frames' features, not all of them
+    feats = {0: frame_features(trunk, frames[:1], size)[0]}
     _, h, w = feats[0].shape
     neighbours = (TiledNeighbours if fast else WindowNeighbours)(radius, k, temperature)
     labels = torch.zeros(t, len(ids) + 1, h * w)  # soft labels per frame, background first
@@ -89,10 +91,12 @@ def propagate_soft(
         if t_now == 0:
             labels[0, 0] = 1.0  # background, until a given mask says otherwise
         else:  # the first frame and the `recent` ones before this one
-            feats.append(frame_features(trunk, frames[t_now : t_now + 1], size)[0])
+            feats[t_now] = frame_features(trunk, frames[t_now : t_now + 1], size)[0]
             remembered = sorted({0, *range(max(0, t_now - recent), t_now)})
             memory = [(feats[i], labels[i]) for i in remembered]
             labels[t_now] = propagate_step(feats[t_now], memory, neighbours)
+            if t_now - recent > 0:  # the next frame remembers 0 and the `recent` before it
+                del feats[t_now - recent]
         for j, oid in enumerate(ids, 1):  # masks given on this frame override the vote
             t0, mask = given[oid]
             if t0 == t_now:
